@@ -1,0 +1,324 @@
+# Copyright: (c) 2025, ATP deploy
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side: select the release files and write a deterministic tar.gz."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import stat
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from fnmatch import fnmatchcase
+
+from ansible_collections.atp.deploy.plugins.module_utils.git_util import (
+    git_output,
+    is_work_tree,
+    split_z,
+)
+from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
+    MANIFEST_NAME,
+    build_manifest,
+    content_hash,
+    to_posix,
+)
+
+DEFAULT_EXCLUDES = (
+    ".git",
+    "__pycache__",
+    "*.pyc",
+    "*.pyo",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".venv",
+    "venv",
+    "node_modules",
+    ".DS_Store",
+    ".env",
+    ".env.*",
+    "secrets",
+    "*.swp",
+)
+ARCHIVE_MTIME = 946684800  # 2000-01-01T00:00:00Z
+EXAMPLE_SUFFIX = ".example"
+
+_CHUNK_SIZE = 1024 * 1024
+_WILDCARDS = ("*", "?", "[")
+
+
+class ReleaseArchiveError(ValueError):
+    """One-line, user-facing problem with the release source or archive."""
+
+
+def _component_excluded(name: str, excludes: tuple[str, ...] | list[str]) -> bool:
+    """Match one path component; ``*.example`` names are spared by wildcard patterns."""
+    for pattern in excludes:
+        if not fnmatchcase(name, pattern):
+            continue
+        spared = name.endswith(EXAMPLE_SUFFIX) and not pattern.endswith(EXAMPLE_SUFFIX)
+        if spared and any(char in pattern for char in _WILDCARDS):
+            continue
+        return True
+    return False
+
+
+def is_excluded(relpath: str, excludes: tuple[str, ...] | list[str] = DEFAULT_EXCLUDES) -> bool:
+    """True if any component of the posix ``relpath`` matches an exclude pattern."""
+    return any(_component_excluded(part, excludes) for part in relpath.split("/") if part)
+
+
+def _join_rel(rel_dir: str, name: str) -> str:
+    """Join a walk-relative directory and a name as a posix relpath."""
+    return name if rel_dir in ("", ".") else f"{to_posix(rel_dir)}/{name}"
+
+
+def _walk_candidates(root: str, excludes: tuple[str, ...] | list[str]) -> Iterator[str]:
+    """Yield relpaths of files (and symlinked dirs) under ``root`` without following links."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, root)
+        keep = []
+        for name in dirnames:
+            rel = _join_rel(rel_dir, name)
+            if is_excluded(rel, excludes):
+                continue
+            if os.path.islink(os.path.join(dirpath, name)):
+                yield rel
+            else:
+                keep.append(name)
+        dirnames[:] = sorted(keep)
+        for name in filenames:
+            yield _join_rel(rel_dir, name)
+
+
+def _git_candidates(
+    root: str, prefix: str, excludes: tuple[str, ...] | list[str]
+) -> Iterator[str]:
+    """Yield tracked + untracked-not-ignored relpaths; descend into nested repos."""
+    listing = git_output(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for rel in split_z(listing):
+        rel = rel.rstrip("/")
+        full_rel = prefix + rel
+        if is_excluded(full_rel, excludes):
+            continue
+        path = os.path.join(root, rel)
+        if os.path.isdir(path) and not os.path.islink(path):
+            yield from _nested_candidates(path, full_rel + "/", excludes)
+        else:
+            yield full_rel
+
+
+def _nested_candidates(
+    path: str, prefix: str, excludes: tuple[str, ...] | list[str]
+) -> Iterator[str]:
+    """Files of a submodule or nested repository directory."""
+    if os.path.lexists(os.path.join(path, ".git")):
+        yield from _git_candidates(path, prefix, excludes)
+        return
+    for rel in _walk_candidates(path, excludes):
+        yield prefix + rel
+
+
+def _inside(root_real: str, path: str) -> bool:
+    """True if the resolved ``path`` is ``root_real`` or below it."""
+    return path == root_real or path.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def _check_symlink(
+    root_real: str, rel: str, excludes: tuple[str, ...] | list[str]
+) -> None:
+    """Accept a symlink only if it resolves to a regular, non-excluded file inside root."""
+    path = os.path.join(root_real, *rel.split("/"))
+    target = os.path.realpath(path)
+    hint = "replace it with a regular file or add it to the excludes"
+    if not _inside(root_real, target):
+        raise ReleaseArchiveError(
+            f"symlink {rel} points outside the source tree ({os.readlink(path)}): "
+            f"it would not survive the archive; {hint}"
+        )
+    if not os.path.exists(target):
+        raise ReleaseArchiveError(f"symlink {rel} is broken (its target does not exist): {hint}")
+    if not os.path.isfile(target):
+        raise ReleaseArchiveError(
+            f"symlink {rel} points to a directory or special file, which cannot be archived: {hint}"
+        )
+    target_rel = to_posix(os.path.relpath(target, root_real))
+    if target_rel == MANIFEST_NAME or is_excluded(target_rel, excludes):
+        raise ReleaseArchiveError(f"symlink {rel} points to excluded file {target_rel}: {hint}")
+
+
+def _accept(root_real: str, rel: str, excludes: tuple[str, ...] | list[str]) -> bool:
+    """Decide whether ``rel`` is shipped; raise for entries that cannot be archived."""
+    try:
+        mode = os.lstat(os.path.join(root_real, *rel.split("/"))).st_mode
+    except FileNotFoundError:
+        return False  # tracked in git but deleted in the work tree
+    if stat.S_ISLNK(mode):
+        _check_symlink(root_real, rel, excludes)
+        return True
+    if stat.S_ISREG(mode):
+        return True
+    if stat.S_ISDIR(mode):
+        return False
+    raise ReleaseArchiveError(
+        f"{rel} is not a regular file (socket, fifo or device): remove it or add it to the excludes"
+    )
+
+
+def select_files(root: str, excludes: tuple[str, ...] | list[str] = DEFAULT_EXCLUDES) -> list[str]:
+    """Return the sorted posix relpaths to ship from ``root`` (git-aware, excludes applied)."""
+    root_real = os.path.realpath(root)
+    if not os.path.isdir(root_real):
+        raise ReleaseArchiveError(f"source directory {root} does not exist or is not a directory")
+    excludes = tuple(excludes)
+    if is_work_tree(root_real):
+        candidates = _git_candidates(root_real, "", excludes)
+    else:
+        candidates = _walk_candidates(root_real, excludes)
+    selected = set()
+    for rel in candidates:
+        if rel == MANIFEST_NAME or is_excluded(rel, excludes):
+            continue
+        if _accept(root_real, rel, excludes):
+            selected.add(rel)
+    return sorted(selected)
+
+
+def _validate_relpath(root_real: str, rel: str) -> None:
+    """Reject unsafe relpaths and anything that is not a regular file inside root."""
+    parts = rel.split("/")
+    if rel.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise ReleaseArchiveError(f"unsafe path in release file list: {rel!r}")
+    if rel == MANIFEST_NAME:
+        raise ReleaseArchiveError(f"{MANIFEST_NAME} is reserved for the release manifest")
+    if not _accept(root_real, rel, ()):
+        raise ReleaseArchiveError(f"{rel} does not exist or is not a regular file")
+
+
+def _tarinfo(name: str, size: int, mode: int) -> tarfile.TarInfo:
+    """A normalized regular-file TarInfo (fixed mtime/owner)."""
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.REGTYPE
+    info.size = size
+    info.mode = mode
+    info.mtime = ARCHIVE_MTIME
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+class _HashingReader:
+    """File wrapper that hashes everything read through it."""
+
+    def __init__(self, handle: io.BufferedReader) -> None:
+        self._handle = handle
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        """Read and hash."""
+        data = self._handle.read(size)
+        self.digest.update(data)
+        return data
+
+
+def _add_file(tar: tarfile.TarFile, root_real: str, rel: str, entry: dict) -> None:
+    """Append one file, failing if it changed since the manifest was built."""
+    changed = ReleaseArchiveError(f"{rel} changed while the release archive was being built")
+    with open(os.path.join(root_real, *rel.split("/")), "rb") as handle:
+        if os.fstat(handle.fileno()).st_size != entry["size"]:
+            raise changed
+        reader = _HashingReader(handle)
+        tar.addfile(_tarinfo(rel, entry["size"], entry["mode"]), reader)
+        if handle.read(1) or reader.digest.hexdigest() != entry["sha256"]:
+            raise changed
+
+
+def manifest_bytes(manifest: dict) -> bytes:
+    """Serialized manifest as stored in the archive."""
+    return (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode("utf-8")
+
+
+def _write_archive(raw: io.BufferedWriter, root_real: str, manifest: dict) -> None:
+    """Write manifest + files as a deterministic gzip'd PAX tar into ``raw``."""
+    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            data = manifest_bytes(manifest)
+            tar.addfile(_tarinfo(MANIFEST_NAME, len(data), 0o644), io.BytesIO(data))
+            for rel in sorted(manifest["files"]):
+                _add_file(tar, root_real, rel, manifest["files"][rel])
+
+
+def _sha256_file(path: str) -> tuple[str, int]:
+    """(sha256 hex, size) of a file."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK_SIZE), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _same_file(path: str, sha256: str, size: int) -> bool:
+    """True if ``path`` is a regular file with this size and sha256."""
+    if not os.path.isfile(path) or os.path.getsize(path) != size:
+        return False
+    return _sha256_file(path)[0] == sha256
+
+
+def _checked_manifest(root_real: str, rels: list[str], manifest: dict | None) -> dict:
+    """Build the manifest, or check that a precomputed one lists exactly ``rels``."""
+    for rel in rels:
+        _validate_relpath(root_real, rel)
+    if manifest is None:
+        return build_manifest(root_real, rels)
+    if sorted(manifest.get("files") or {}) != rels:
+        raise ReleaseArchiveError("precomputed manifest does not match the release file list")
+    return manifest
+
+
+def _publish(tmp_path: str, dest_path: str) -> tuple[str, int, bool]:
+    """Move the temp archive into place unless an identical one exists; (sha, size, reused)."""
+    sha256, size = _sha256_file(tmp_path)
+    if _same_file(dest_path, sha256, size):
+        os.unlink(tmp_path)
+        return sha256, size, True
+    os.chmod(tmp_path, 0o644)
+    os.replace(tmp_path, dest_path)
+    return sha256, size, False
+
+
+def build_archive(
+    root: str, relpaths: list[str], dest_path: str, *, manifest: dict | None = None
+) -> dict:
+    """Write a deterministic tar.gz of ``relpaths`` (manifest first) to ``dest_path``.
+
+    Returns ``{"path", "sha256", "size", "file_count", "content_hash", "reused"}``;
+    ``reused`` is True when an identical archive already existed at ``dest_path``.
+    """
+    root_real = os.path.realpath(root)
+    rels = sorted({to_posix(p) for p in relpaths})
+    manifest = _checked_manifest(root_real, rels, manifest)
+    dest_dir = os.path.dirname(os.path.abspath(dest_path))
+    os.makedirs(dest_dir, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=dest_dir, prefix=".tmp-", suffix=".tar.gz")
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            _write_archive(raw, root_real, manifest)
+        sha256, size, reused = _publish(tmp_path, dest_path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+        raise
+    return {
+        "path": dest_path,
+        "sha256": sha256,
+        "size": size,
+        "file_count": len(manifest["files"]),
+        "content_hash": content_hash(manifest),
+        "reused": reused,
+    }

@@ -1,0 +1,1 @@
+"""Sample stand-in for the automated-trading-platform FastAPI backend."""

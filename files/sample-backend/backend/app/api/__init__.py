@@ -1,0 +1,1 @@
+"""HTTP routers; every ``APIRouter`` here is included by ``app.main``."""

@@ -1,0 +1,10 @@
+"""Liveness endpoint used by the deploy tooling and the container healthcheck."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
+
+
+@router.get("/health")
+def health() -> dict:
+    return {"status": "ok", "path": "/api/health"}

@@ -1,0 +1,1 @@
+"""Portfolio services backed by a local fake exchange."""

@@ -1,0 +1,39 @@
+"""JSON-lines log of every session, remote command and S3 transfer (for tests and benchmarks)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+
+from .config import Paths
+
+
+def log_event(kind: str, paths: Paths | None = None, **fields) -> None:
+    paths = paths or Paths()
+    record = {"ts": round(time.time(), 3), "kind": kind, **fields}
+    line = (json.dumps(record, sort_keys=True) + "\n").encode()
+    paths.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_events(paths: Paths | None = None) -> list[dict]:
+    paths = paths or Paths()
+    try:
+        with open(paths.events, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def modeled_latency(operation: str) -> None:
+    """Sleep ATP_SANDBOX_LATENCY_<OPERATION>_MS milliseconds, to model AWS round trips."""
+    value = os.environ.get(f"ATP_SANDBOX_LATENCY_{operation.upper()}_MS")
+    if value:
+        time.sleep(int(value) / 1000.0)
