@@ -32,7 +32,8 @@ def write_aws_profile(paths: Paths) -> None:
     paths.env_file.write_text(
         f"export AWS_CONFIG_FILE={paths.aws_config}\n"
         f"export AWS_SHARED_CREDENTIALS_FILE={paths.aws_credentials}\n"
-        "export AWS_EC2_METADATA_DISABLED=true\n")
+        "export AWS_EC2_METADATA_DISABLED=true\n"
+        f"export PATH={REPO / 'sandbox' / 'bin'}:$PATH\n")
 
 
 def _pidfile(paths: Paths) -> Path:

@@ -154,12 +154,17 @@ def chown_tree(root: str, uid: int, gid: int) -> None:
             os.lchown(os.path.join(dirpath, name), uid, gid)
 
 
+def json_line(record: dict) -> str:
+    """One JSON line, sorted keys, non-JSON values as str."""
+    return json.dumps(record, sort_keys=True, default=str, separators=(", ", ": "))
+
+
 def append_json_line(path: str, record: dict, mode: int = 0o640) -> tuple[str, bool]:
     """Append one JSON line (sorted keys) with a single write; create the file with mode.
 
     Returns (line, created).
     """
-    line = json.dumps(record, sort_keys=True, default=str, separators=(", ", ": "))
+    line = json_line(record)
     created = not os.path.exists(path)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
     try:

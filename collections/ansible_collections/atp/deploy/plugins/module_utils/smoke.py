@@ -29,7 +29,7 @@ HINT_ROUTES = (
 def normalize_check(check: dict) -> dict:
     """Fill defaults of one check dict; ValueError with a clear reason on a bad check."""
     if not isinstance(check, dict):
-        raise ValueError(f"a check must be a dict, got {type(check).__name__}")
+        raise TypeError(f"a check must be a dict, got {type(check).__name__}")
     path = check.get("path")
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"check {check.get('name')!r}: path must start with '/', got {path!r}")
@@ -38,10 +38,10 @@ def normalize_check(check: dict) -> dict:
         raise ValueError(f"check {check.get('name')!r}: method must be GET or POST, got {method}")
     keys = check.get("expect_json_keys") or []
     if not isinstance(keys, list):
-        raise ValueError(f"check {check.get('name')!r}: expect_json_keys must be a list")
+        raise TypeError(f"check {check.get('name')!r}: expect_json_keys must be a list")
     expect_json = check.get("expect_json") or {}
     if not isinstance(expect_json, dict):
-        raise ValueError(f"check {check.get('name')!r}: expect_json must be a dict")
+        raise TypeError(f"check {check.get('name')!r}: expect_json must be a dict")
     return {
         "name": str(check.get("name") or f"{method} {path}"),
         "method": method,

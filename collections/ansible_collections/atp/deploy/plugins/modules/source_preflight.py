@@ -1,0 +1,368 @@
+#!/usr/bin/python
+# Copyright: (c) 2025, ATP deploy
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller-side preflight of an app checkout; builds the release archive."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: source_preflight
+short_description: Check an app checkout and build its deterministic release archive
+version_added: 1.0.0
+description:
+  - Runs on the controller (use C(delegate_to: localhost)) before any remote session.
+  - Checks, in order, that O(src_dir) exists, that the O(required_files) exist, that every
+    FastAPI C(APIRouter) defined under O(api_dir) is included by O(main_file), and the git
+    state of O(src_dir).
+  - Then selects the files to ship (git tracked plus untracked-not-ignored files, minus
+    O(excludes)) and writes C(<artifact_dir>/<content_hash>.tar.gz), a byte-for-byte
+    deterministic archive whose first member is C(.release-manifest.json).
+  - Writing the archive into the controller cache is not considered a change, so the
+    module always reports C(changed=false) and also writes the archive in check mode.
+  - Every failure is a single line naming the file or router and what to do.
+author:
+  - ATP deploy
+options:
+  src_dir:
+    description: App checkout holding C(docker-compose.yml) and C(backend/).
+    type: path
+    required: true
+  required_files:
+    description: Paths relative to O(src_dir) that must exist as regular files.
+    type: list
+    elements: str
+    default:
+      - docker-compose.yml
+      - backend/app/main.py
+      - backend/app/api/routes_portfolio.py
+      - backend/app/utils/credential_resolver.py
+      - backend/app/services/portfolio_snapshot.py
+  api_dir:
+    description: Directory (relative to O(src_dir)) scanned for module-level C(APIRouter) objects.
+    type: str
+    default: backend/app/api
+  main_file:
+    description: FastAPI entry point (relative to O(src_dir)) that must include every router.
+    type: str
+    default: backend/app/main.py
+  require_clean_git:
+    description: Fail when shipped files are untracked or have uncommitted changes.
+    type: bool
+    default: false
+  skip_router_check:
+    description:
+      - Report router problems as warnings instead of failing.
+      - Exists only so fault-injection tests can push a broken release past preflight.
+    type: bool
+    default: false
+  excludes:
+    description:
+      - Patterns matched (fnmatch, case-sensitive) against every path component.
+      - Names ending in C(.example) are never excluded by wildcard patterns.
+    type: list
+    elements: str
+    default:
+      - .git
+      - __pycache__
+      - "*.pyc"
+      - "*.pyo"
+      - .pytest_cache
+      - .mypy_cache
+      - .ruff_cache
+      - .venv
+      - venv
+      - node_modules
+      - .DS_Store
+      - .env
+      - .env.*
+      - secrets
+      - "*.swp"
+  artifact_dir:
+    description: Controller directory receiving C(<content_hash>.tar.gz); created if missing.
+    type: path
+    required: true
+notes:
+  - Symlinks are refused unless they resolve to a regular file inside O(src_dir), in which
+    case the target content is archived as a regular file.
+"""
+
+EXAMPLES = r"""
+- name: Preflight the app checkout and build the release archive
+  atp.deploy.source_preflight:
+    src_dir: "{{ backend_src_dir }}"
+    artifact_dir: "{{ playbook_dir }}/.cache/releases"
+    require_clean_git: "{{ deploy_require_clean_git | default(false) }}"
+  delegate_to: localhost
+  run_once: true
+  register: preflight
+
+- name: Fault test - ship a release whose router is not included
+  atp.deploy.source_preflight:
+    src_dir: "{{ broken_src_dir }}"
+    artifact_dir: /tmp/atp-releases
+    skip_router_check: true
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+src_dir:
+  description: Absolute path of the checked app checkout.
+  returned: success
+  type: str
+git_sha:
+  description: Full HEAD commit, or C(unknown) outside git or before the first commit.
+  returned: success
+  type: str
+git_dirty:
+  description: Whether any shipped path is untracked or has uncommitted changes.
+  returned: success
+  type: bool
+untracked:
+  description: Untracked, not ignored, not excluded paths (relative to O(src_dir)).
+  returned: success
+  type: list
+  elements: str
+modified:
+  description: Tracked paths with uncommitted changes, not excluded (relative to O(src_dir)).
+  returned: success
+  type: list
+  elements: str
+routers:
+  description: Every module-level APIRouter found under O(api_dir).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    module:
+      description: Dotted module, e.g. C(app.api.routes_portfolio).
+      type: str
+    name:
+      description: Variable name, e.g. C(router).
+      type: str
+    file:
+      description: File relative to O(src_dir).
+      type: str
+    line:
+      description: Line of the assignment.
+      type: int
+    included:
+      description: Whether O(main_file) includes it (directly or via an included router).
+      type: bool
+file_count:
+  description: Number of files in the archive (the manifest not counted).
+  returned: success
+  type: int
+content_hash:
+  description: sha256 of the canonical manifest file list; names the archive.
+  returned: success
+  type: str
+archive_path:
+  description: Path of C(<artifact_dir>/<content_hash>.tar.gz).
+  returned: success
+  type: str
+archive_sha256:
+  description: sha256 of the archive bytes.
+  returned: success
+  type: str
+archive_size:
+  description: Archive size in bytes.
+  returned: success
+  type: int
+archive_reused:
+  description: True when an identical archive already existed and was left untouched.
+  returned: success
+  type: bool
+"""
+
+import os  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.atp.deploy.plugins.module_utils.git_util import GitError  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils.release_archive import (  # noqa: E402
+    DEFAULT_EXCLUDES,
+    ReleaseArchiveError,
+    build_archive,
+    is_excluded,
+    select_files,
+)
+from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
+    build_manifest,
+    content_hash,
+)
+from ansible_collections.atp.deploy.plugins.module_utils.source_check import (  # noqa: E402
+    RouterCheck,
+    SourceCheckError,
+    check_routers,
+    git_state,
+    missing_files,
+)
+
+DEFAULT_REQUIRED_FILES = [
+    "docker-compose.yml",
+    "backend/app/main.py",
+    "backend/app/api/routes_portfolio.py",
+    "backend/app/utils/credential_resolver.py",
+    "backend/app/services/portfolio_snapshot.py",
+]
+_LIST_LIMIT = 10
+
+ARGUMENT_SPEC = {
+    "src_dir": {"type": "path", "required": True},
+    "required_files": {"type": "list", "elements": "str", "default": DEFAULT_REQUIRED_FILES},
+    "api_dir": {"type": "str", "default": "backend/app/api"},
+    "main_file": {"type": "str", "default": "backend/app/main.py"},
+    "require_clean_git": {"type": "bool", "default": False},
+    "skip_router_check": {"type": "bool", "default": False},
+    "excludes": {"type": "list", "elements": "str", "default": list(DEFAULT_EXCLUDES)},
+    "artifact_dir": {"type": "path", "required": True},
+}
+
+
+class PreflightError(Exception):
+    """A one-line preflight failure."""
+
+
+def _short_list(paths: list[str]) -> str:
+    """``a, b, c`` limited to the first 10, with a marker when truncated."""
+    text = ", ".join(paths[:_LIST_LIMIT])
+    return f"{text} (first {_LIST_LIMIT})" if len(paths) > _LIST_LIMIT else text
+
+
+def check_src_dir(src_dir: str) -> str:
+    """Absolute src_dir, or PreflightError when it is not a directory."""
+    if not os.path.isdir(src_dir):
+        what = "is not a directory" if os.path.exists(src_dir) else "does not exist"
+        raise PreflightError(
+            f"backend_src_dir '{src_dir}' {what}: expected an app checkout holding "
+            "docker-compose.yml and backend/; pass -e backend_src_dir=<path>"
+        )
+    return os.path.abspath(src_dir)
+
+
+def check_required(src_dir: str, required: list[str]) -> None:
+    """PreflightError naming every missing required file."""
+    missing = missing_files(src_dir, required)
+    if missing:
+        raise PreflightError(
+            f"{len(missing)} required file(s) missing in {src_dir}: {', '.join(missing)}: "
+            "the app checkout is incomplete; add (and commit) them or fix backend_src_dir"
+        )
+
+
+def check_router_inclusion(module: AnsibleModule, src_dir: str) -> RouterCheck:
+    """Run the router check; fail (or only warn with skip_router_check) on problems."""
+    params = module.params
+    result = check_routers(src_dir, params["api_dir"], params["main_file"])
+    if result.problems and not params["skip_router_check"]:
+        raise PreflightError(" | ".join(result.problems))
+    for problem in result.problems:
+        module.warn(f"skip_router_check=true, shipping anyway: {problem}")
+    return result
+
+
+def _shipped(paths: list[str], excludes: list[str]) -> list[str]:
+    """Drop paths that are excluded from the release (they are not shipped)."""
+    return [p for p in paths if not is_excluded(p, excludes)]
+
+
+def check_git(module: AnsibleModule, src_dir: str) -> dict:
+    """Git state of src_dir restricted to shipped paths; warn, or fail if clean is required."""
+    params = module.params
+    state = git_state(src_dir)
+    state["untracked"] = _shipped(state["untracked"], params["excludes"])
+    state["modified"] = _shipped(state["modified"], params["excludes"])
+    state["dirty"] = bool(state["untracked"] or state["modified"])
+    if not state["is_git"]:
+        if params["require_clean_git"]:
+            raise PreflightError(
+                f"{src_dir} is not inside a git work tree but require_clean_git is set: deploy "
+                "from a git checkout or pass -e deploy_require_clean_git=false"
+            )
+        module.warn(f"{src_dir} is not a git checkout: git_sha is 'unknown' and every "
+                    "non-excluded file is shipped")
+        return state
+    _warn_uncommitted(module, src_dir, state)
+    pending = sorted(state["untracked"] + state["modified"])
+    if pending and params["require_clean_git"]:
+        raise PreflightError(
+            f"{len(pending)} file(s) not committed in {src_dir}: {_short_list(pending)}: "
+            "commit them or pass -e deploy_require_clean_git=false"
+        )
+    return state
+
+
+def _warn_uncommitted(module: AnsibleModule, src_dir: str, state: dict) -> None:
+    """One warning each for untracked and modified shipped files."""
+    if state["untracked"]:
+        module.warn(f"{len(state['untracked'])} untracked file(s) in {src_dir} are shipped but "
+                    f"not committed: {_short_list(state['untracked'])}")
+    if state["modified"]:
+        module.warn(f"{len(state['modified'])} file(s) in {src_dir} are shipped with "
+                    f"uncommitted changes: {_short_list(state['modified'])}")
+
+
+def build_release(module: AnsibleModule, src_dir: str) -> dict:
+    """Select files and write ``artifact_dir/<content_hash>.tar.gz``."""
+    params = module.params
+    files = select_files(src_dir, params["excludes"])
+    if not files:
+        raise PreflightError(f"no files to ship in {src_dir} after applying the excludes")
+    manifest = build_manifest(src_dir, files)
+    dest = os.path.join(params["artifact_dir"], content_hash(manifest) + ".tar.gz")
+    return build_archive(src_dir, files, dest, manifest=manifest)
+
+
+def _router_dicts(result: RouterCheck, src_dir: str) -> list[dict]:
+    """Routers as plain dicts for the module result."""
+    return [
+        {
+            "module": r.module,
+            "name": r.name,
+            "file": os.path.relpath(r.file, src_dir).replace(os.sep, "/"),
+            "line": r.line,
+            "included": r.ref in result.included,
+        }
+        for r in result.routers
+    ]
+
+
+def run(module: AnsibleModule) -> dict:
+    """All checks in order; returns the module result (PreflightError on failure)."""
+    src_dir = check_src_dir(module.params["src_dir"])
+    check_required(src_dir, module.params["required_files"])
+    routers = check_router_inclusion(module, src_dir)
+    state = check_git(module, src_dir)
+    archive = build_release(module, src_dir)
+    return {
+        "changed": False,
+        "src_dir": src_dir,
+        "git_sha": state["sha"],
+        "git_dirty": state["dirty"],
+        "untracked": state["untracked"],
+        "modified": state["modified"],
+        "routers": _router_dicts(routers, src_dir),
+        "file_count": archive["file_count"],
+        "content_hash": archive["content_hash"],
+        "archive_path": archive["path"],
+        "archive_sha256": archive["sha256"],
+        "archive_size": archive["size"],
+        "archive_reused": archive["reused"],
+    }
+
+
+def main() -> None:
+    """Module entry point."""
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        result = run(module)
+    except (PreflightError, ReleaseArchiveError, SourceCheckError, GitError) as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg=f"preflight I/O error: {exc}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
