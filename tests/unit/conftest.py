@@ -28,7 +28,9 @@ def _importable() -> bool:
 
 def _install_collection_finder() -> None:
     """Fall back to ansible-core's collection loader when a regular package shadows ours."""
-    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+    from ansible.utils.collection_loader._collection_finder import (
+        _AnsibleCollectionFinder,
+    )
 
     for name in [m for m in sys.modules if m == "ansible_collections" or
                  m.startswith("ansible_collections.")]:
@@ -76,3 +78,25 @@ def run_git(repo: Path, *args: str) -> str:
 def git():
     """The :func:`run_git` helper as a fixture."""
     return run_git
+
+
+@pytest.fixture(autouse=True)
+def _module_side_ansible(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests under tests/unit/modules run modules as on a target host.
+
+    Importing any controller code (e.g. ansible.errors in the filter tests) flips
+    ansible.module_utils._internal.is_controller to True for the whole process, after which
+    AnsibleModule.warn() prints to the controller display instead of returning "warnings".
+    Undo that, and start every module test with empty warning/deprecation lists.
+    """
+    modules_dir = Path(__file__).parent / "modules"
+    if modules_dir not in Path(str(request.node.path)).parents:
+        return
+    from ansible.module_utils import _internal
+    from ansible.module_utils.common import warnings as ansible_warnings
+
+    if hasattr(_internal, "is_controller"):
+        monkeypatch.setattr(_internal, "is_controller", False)
+    for name in ("_global_warnings", "_global_deprecations"):
+        if hasattr(ansible_warnings, name):
+            monkeypatch.setattr(ansible_warnings, name, type(getattr(ansible_warnings, name))())

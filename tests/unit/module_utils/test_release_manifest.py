@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
 from ansible_collections.atp.deploy.plugins.module_utils import release_manifest as rm
 
 
@@ -134,7 +133,7 @@ def test_verify_tree_bad_format_and_missing_root(tmp_path: Path) -> None:
 
 def test_release_id_roundtrip() -> None:
     chash = hashlib.sha256(b"x").hexdigest()
-    when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     rid = rm.release_id(chash, when)
     assert rid == "20250102T030405Z-" + chash[:12]
     assert rm.release_content_hash_prefix(rid) == chash[:12]
@@ -157,4 +156,4 @@ def test_release_content_hash_prefix_rejects(bad: str) -> None:
 
 def test_release_id_rejects_short_hash() -> None:
     with pytest.raises(ValueError):
-        rm.release_id("abc", datetime.now(timezone.utc))
+        rm.release_id("abc", datetime.now(UTC))

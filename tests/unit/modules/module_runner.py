@@ -95,3 +95,132 @@ def chdir(path: Path):
         yield
     finally:
         os.chdir(old)
+
+
+def _compare_options(doc_options: dict, spec: dict, where: str) -> list[str]:
+    problems = []
+    for name in sorted(set(doc_options) | set(spec)):
+        if name not in spec:
+            problems.append(f"{where}{name}: documented but not in the argument spec")
+            continue
+        if name not in doc_options:
+            problems.append(f"{where}{name}: in the argument spec but not documented")
+            continue
+        doc, arg = doc_options[name], spec[name]
+        for key, fallback in (("type", "str"), ("default", None), ("required", False),
+                              ("choices", None), ("elements", None)):
+            if doc.get(key, fallback) != arg.get(key, fallback):
+                problems.append(f"{where}{name}.{key}: doc {doc.get(key, fallback)!r} != "
+                                f"spec {arg.get(key, fallback)!r}")
+        if "options" in arg or "suboptions" in doc:
+            problems += _compare_options(doc.get("suboptions") or {}, arg.get("options") or {},
+                                         f"{where}{name}.")
+    return problems
+
+
+def doc_spec_problems(module) -> list[str]:
+    """Differences between a module's DOCUMENTATION options and its ARGUMENT_SPEC."""
+    import yaml
+
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    for text in (module.EXAMPLES, module.RETURN):
+        yaml.safe_load(text)
+    return _compare_options(doc.get("options") or {}, module.ARGUMENT_SPEC, "")
+
+
+# --------------------------------------------------------------------------- releases
+
+APP_FILES = {
+    "docker-compose.yml": "services:\n  backend-aws:\n    build: .\n    profiles: [aws]\n",
+    "Dockerfile": "FROM python:3.11-slim\n",
+    "backend/app/main.py": "app = None\n",
+    "scripts/start.sh": "#!/bin/sh\nexec uvicorn app.main:app\n",
+}
+
+
+def write_tree(root: Path, files: dict[str, str]) -> list[str]:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o755 if rel.endswith(".sh") else 0o644)
+    return sorted(files)
+
+
+def make_archive(tmp_path: Path, files: dict[str, str] | None = None,
+                 when: str = "2026-11-24T10:15:00", extra=()) -> dict:
+    """A real release archive: manifest first, then the files (+ extra (TarInfo, bytes))."""
+    import hashlib
+    import tarfile
+    from datetime import datetime
+
+    from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
+        MANIFEST_NAME,
+        build_manifest,
+        content_hash,
+        release_id,
+    )
+
+    src = tmp_path / "src"
+    rels = write_tree(src, files or APP_FILES)
+    manifest = build_manifest(str(src), rels)
+    chash = content_hash(manifest)
+    archive = tmp_path / "incoming" / "release.tar.gz"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        data = json.dumps(manifest, sort_keys=True).encode()
+        info = tarfile.TarInfo(MANIFEST_NAME)
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, io.BytesIO(data))
+        for rel in rels:
+            tar.add(str(src / rel), arcname=rel, recursive=False)
+        for member, payload in extra:
+            if payload is not None:
+                member.size = len(payload)
+                tar.addfile(member, io.BytesIO(payload))
+            else:
+                tar.addfile(member)
+    return {
+        "archive": archive,
+        "sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
+        "manifest": manifest,
+        "content_hash": chash,
+        "release_id": release_id(chash, datetime.fromisoformat(when)),
+    }
+
+
+def install_release(app_root: Path, files: dict[str, str] | None = None,
+                    when: str = "2026-11-24T10:15:00", current: bool = False) -> str:
+    """An unpacked release dir (tree + manifest) as release_unpack leaves it; returns its id."""
+    from datetime import datetime
+
+    from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
+        MANIFEST_NAME,
+        build_manifest,
+        content_hash,
+        release_id,
+    )
+
+    files = files or APP_FILES
+    staging = app_root / "releases" / ".staging"
+    rels = write_tree(staging, files)
+    manifest = build_manifest(str(staging), rels)
+    rid = release_id(content_hash(manifest), datetime.fromisoformat(when))
+    (staging / MANIFEST_NAME).write_text(json.dumps(manifest))
+    staging.rename(app_root / "releases" / rid)
+    if current:
+        link = app_root / "current"
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(f"releases/{rid}")
+    return rid
+
+
+def warnings_of(result: dict) -> list[str]:
+    """Warning texts of a module result (ansible-core 2.19 returns structured summaries)."""
+    texts = []
+    for item in result.get("warnings", []):
+        if isinstance(item, dict):
+            item = (item.get("event") or {}).get("msg") or item.get("msg") or str(item)
+        texts.append(str(item))
+    return texts

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
-
 from ansible_collections.atp.deploy.plugins.module_utils import credentials
 
 # ansible-core >= 2.19 / < 2.19 vault-encrypted scalar types (neither subclasses str).

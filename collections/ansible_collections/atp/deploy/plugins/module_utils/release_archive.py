@@ -244,12 +244,14 @@ def manifest_bytes(manifest: dict) -> bytes:
 
 def _write_archive(raw: io.BufferedWriter, root_real: str, manifest: dict) -> None:
     """Write manifest + files as a deterministic gzip'd PAX tar into ``raw``."""
-    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            data = manifest_bytes(manifest)
-            tar.addfile(_tarinfo(MANIFEST_NAME, len(data), 0o644), io.BytesIO(data))
-            for rel in sorted(manifest["files"]):
-                _add_file(tar, root_real, rel, manifest["files"][rel])
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        data = manifest_bytes(manifest)
+        tar.addfile(_tarinfo(MANIFEST_NAME, len(data), 0o644), io.BytesIO(data))
+        for rel in sorted(manifest["files"]):
+            _add_file(tar, root_real, rel, manifest["files"][rel])
 
 
 def _sha256_file(path: str) -> tuple[str, int]:

@@ -20,6 +20,8 @@ MANIFEST_FORMAT = 1
 DEFAULT_VERIFY_IGNORE = (MANIFEST_NAME, ".env", ".env.aws")
 
 _CHUNK_SIZE = 1024 * 1024
+# timezone.utc rather than datetime.UTC: this file also runs on instance Pythons < 3.11.
+_UTC = timezone.utc  # noqa: UP017
 _RELEASE_ID_RE = re.compile(r"^\d{8}T\d{6}Z-([0-9a-f]{12})$")
 _HEX_RE = re.compile(r"^[0-9a-f]{12,}$")
 
@@ -88,7 +90,8 @@ def _compare_file(root: str, rel: str, expected: dict) -> list[str]:
         problems.append(f"sha256 mismatch: {rel} (expected {want}, found {actual['sha256'][:12]})")
     if actual["mode"] != expected.get("mode"):
         want = _fmt_mode(expected.get("mode"))
-        problems.append(f"mode mismatch: {rel} (expected {want}, found {_fmt_mode(actual['mode'])})")
+        found = _fmt_mode(actual["mode"])
+        problems.append(f"mode mismatch: {rel} (expected {want}, found {found})")
     return problems
 
 
@@ -106,7 +109,8 @@ def verify_tree(
     every file listed in the manifest is always checked.
     """
     if manifest.get("format") != MANIFEST_FORMAT:
-        return [f"unsupported manifest format: {manifest.get('format')!r} (expected {MANIFEST_FORMAT})"]
+        found = manifest.get("format")
+        return [f"unsupported manifest format: {found!r} (expected {MANIFEST_FORMAT})"]
     if not os.path.isdir(root):
         return [f"release directory does not exist: {root}"]
     expected = manifest.get("files") or {}
@@ -130,8 +134,8 @@ def release_id(content_hash: str, when: datetime) -> str:
     if not _HEX_RE.match(content_hash or ""):
         raise ValueError("content hash must be at least 12 lowercase hex characters")
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + content_hash[:12]
+        when = when.replace(tzinfo=_UTC)
+    return when.astimezone(_UTC).strftime("%Y%m%dT%H%M%SZ-") + content_hash[:12]
 
 
 def release_content_hash_prefix(release_id: str) -> str:

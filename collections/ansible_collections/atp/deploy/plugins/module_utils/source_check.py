@@ -293,9 +293,12 @@ def _position(node: ast.AST, end: bool) -> tuple[int, int]:
     return (node.lineno, node.col_offset)
 
 
-def _events(tree: ast.Module, scanner: _IncludeScanner) -> list[tuple[tuple[int, int], int, object]]:
+_Event = tuple[tuple[int, int], int, object]
+
+
+def _events(tree: ast.Module, scanner: _IncludeScanner) -> list[_Event]:
     """(position, seq, callback) for every binding and include, sorted in source order."""
-    events: list[tuple[tuple[int, int], int, object]] = []
+    events: list[_Event] = []
 
     def add(pos: tuple[int, int], callback: object) -> None:
         events.append((pos, len(events), callback))
@@ -413,7 +416,9 @@ def check_routers(
     main_path = os.path.join(src_root, main_rel)
     api_dir = os.path.join(src_root, api_rel)
     if not os.path.isfile(main_path):
-        missing = f"{main_rel} does not exist: cannot check that the routers in {api_rel} are included"
+        missing = (
+            f"{main_rel} does not exist: cannot check that the routers in {api_rel} are included"
+        )
         return RouterCheck(problems=[missing])
     if not os.path.isdir(api_dir):
         return RouterCheck()

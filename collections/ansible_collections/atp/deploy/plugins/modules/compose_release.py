@@ -188,21 +188,24 @@ class Docker:
         self.module.fail_json(msg=msg, **self.result)
 
 
+ARGUMENT_SPEC = {
+    "app_root": {"type": "path", "default": "/home/ubuntu/automated-trading-platform"},
+    "release_id": {"type": "str", "required": True},
+    "project_name": {"type": "str", "default": "automated-trading-platform"},
+    "service": {"type": "str", "default": "backend-aws"},
+    "profile": {"type": "str", "default": "aws"},
+    "image_repo": {"type": "str", "default": "automated-trading-platform-backend-aws"},
+    "compose_file": {"type": "str", "default": "docker-compose.yml"},
+    "git_sha": {"type": "str", "default": ""},
+    "build_time": {"type": "str", "default": ""},
+    "build_log_lines": {"type": "int", "default": 40},
+    "command_timeout": {"type": "int", "default": 900},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "app_root": {"type": "path", "default": "/home/ubuntu/automated-trading-platform"},
-            "release_id": {"type": "str", "required": True},
-            "project_name": {"type": "str", "default": "automated-trading-platform"},
-            "service": {"type": "str", "default": "backend-aws"},
-            "profile": {"type": "str", "default": "aws"},
-            "image_repo": {"type": "str", "default": "automated-trading-platform-backend-aws"},
-            "compose_file": {"type": "str", "default": "docker-compose.yml"},
-            "git_sha": {"type": "str", "default": ""},
-            "build_time": {"type": "str", "default": ""},
-            "build_log_lines": {"type": "int", "default": 40},
-            "command_timeout": {"type": "int", "default": 900},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     p = module.params

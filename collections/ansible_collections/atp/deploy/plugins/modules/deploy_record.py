@@ -70,13 +70,15 @@ def build_record(record: dict, now: datetime) -> dict:
     return out
 
 
+ARGUMENT_SPEC = {
+    "log_file": {"type": "path", "default": "/home/ubuntu/automated-trading-platform/deploy.log"},
+    "record": {"type": "dict", "required": True},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "log_file": {"type": "path",
-                          "default": "/home/ubuntu/automated-trading-platform/deploy.log"},
-            "record": {"type": "dict", "required": True},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     log_file = module.params["log_file"]

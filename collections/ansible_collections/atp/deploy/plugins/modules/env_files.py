@@ -84,15 +84,18 @@ def parse_mode(value: str) -> int | None:
     return mode if mode <= 0o7777 else None
 
 
+ARGUMENT_SPEC = {
+    "dest": {"type": "path", "default": "/home/ubuntu/automated-trading-platform/shared"},
+    "files": {"type": "dict", "required": True, "no_log": True},
+    "owner": {"type": "str", "default": "ubuntu"},
+    "group": {"type": "str", "default": "ubuntu"},
+    "mode": {"type": "str", "default": "0600"},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "dest": {"type": "path", "default": "/home/ubuntu/automated-trading-platform/shared"},
-            "files": {"type": "dict", "required": True, "no_log": True},
-            "owner": {"type": "str", "default": "ubuntu"},
-            "group": {"type": "str", "default": "ubuntu"},
-            "mode": {"type": "str", "default": "0600"},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     p = module.params

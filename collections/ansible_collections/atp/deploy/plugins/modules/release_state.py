@@ -314,18 +314,21 @@ class DockerReader:
             self.module.fail_json(msg=f"{exc}; check the docker engine (journalctl -u docker)")
 
 
+ARGUMENT_SPEC = {
+    "app_root": {"type": "path", "default": "/home/ubuntu/automated-trading-platform"},
+    "content_hash": {"type": "str", "required": True},
+    "env_digests": {"type": "dict", "default": {}},
+    "min_free_mb": {"type": "int", "default": 1024},
+    "project_name": {"type": "str", "default": "automated-trading-platform"},
+    "service": {"type": "str", "default": "backend-aws"},
+    "image_repo": {"type": "str", "default": "automated-trading-platform-backend-aws"},
+    "port": {"type": "int", "default": 8002},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "app_root": {"type": "path", "default": "/home/ubuntu/automated-trading-platform"},
-            "content_hash": {"type": "str", "required": True},
-            "env_digests": {"type": "dict", "default": {}},
-            "min_free_mb": {"type": "int", "default": 1024},
-            "project_name": {"type": "str", "default": "automated-trading-platform"},
-            "service": {"type": "str", "default": "backend-aws"},
-            "image_repo": {"type": "str", "default": "automated-trading-platform-backend-aws"},
-            "port": {"type": "int", "default": 8002},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     p = module.params

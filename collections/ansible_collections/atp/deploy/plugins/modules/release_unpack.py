@@ -140,17 +140,20 @@ def make_env_links(path: str) -> None:
         os.symlink(target, link)
 
 
+ARGUMENT_SPEC = {
+    "app_root": {"type": "path", "default": "/home/ubuntu/automated-trading-platform"},
+    "archive": {"type": "path", "required": True},
+    "archive_sha256": {"type": "str", "required": True},
+    "release_id": {"type": "str", "required": True},
+    "owner": {"type": "str", "default": "ubuntu"},
+    "group": {"type": "str", "default": "ubuntu"},
+    "remove_archive": {"type": "bool", "default": True},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "app_root": {"type": "path", "default": "/home/ubuntu/automated-trading-platform"},
-            "archive": {"type": "path", "required": True},
-            "archive_sha256": {"type": "str", "required": True},
-            "release_id": {"type": "str", "required": True},
-            "owner": {"type": "str", "default": "ubuntu"},
-            "group": {"type": "str", "default": "ubuntu"},
-            "remove_archive": {"type": "bool", "default": True},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     p = module.params

@@ -196,23 +196,26 @@ def run_once(base_url: str, checks: list[dict], expected_routes: list[str], port
     return results
 
 
+ARGUMENT_SPEC = {
+    "base_url": {"type": "str", "default": "http://127.0.0.1:8002"},
+    "checks": {"type": "list", "elements": "dict", "default": [], "options": {
+        "name": {"type": "str"},
+        "method": {"type": "str", "choices": ["GET", "POST"], "default": "GET"},
+        "path": {"type": "str", "required": True},
+        "expect_status": {"type": "int", "default": 200},
+        "expect_json": {"type": "dict"},
+        "expect_json_keys": {"type": "list", "elements": "str"},
+        "body": {"type": "raw"},
+    }},
+    "expected_routes": {"type": "list", "elements": "str", "default": []},
+    "timeout": {"type": "int", "default": 60},
+    "interval": {"type": "float", "default": 2},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "base_url": {"type": "str", "default": "http://127.0.0.1:8002"},
-            "checks": {"type": "list", "elements": "dict", "default": [], "options": {
-                "name": {"type": "str"},
-                "method": {"type": "str", "choices": ["GET", "POST"], "default": "GET"},
-                "path": {"type": "str", "required": True},
-                "expect_status": {"type": "int", "default": 200},
-                "expect_json": {"type": "dict"},
-                "expect_json_keys": {"type": "list", "elements": "str"},
-                "body": {"type": "raw"},
-            }},
-            "expected_routes": {"type": "list", "elements": "str", "default": []},
-            "timeout": {"type": "int", "default": 60},
-            "interval": {"type": "float", "default": 2},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     p = module.params

@@ -11,7 +11,7 @@ module: source_preflight
 short_description: Check an app checkout and build its deterministic release archive
 version_added: 1.0.0
 description:
-  - Runs on the controller (use C(delegate_to: localhost)) before any remote session.
+  - Runs on the controller (use C(delegate_to=localhost)) before any remote session.
   - Checks, in order, that O(src_dir) exists, that the O(required_files) exist, that every
     FastAPI C(APIRouter) defined under O(api_dir) is included by O(main_file), and the git
     state of O(src_dir).
@@ -175,23 +175,22 @@ archive_reused:
   type: bool
 """
 
-import os  # noqa: E402
+import os
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
-from ansible_collections.atp.deploy.plugins.module_utils.git_util import GitError  # noqa: E402
-from ansible_collections.atp.deploy.plugins.module_utils.release_archive import (  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.atp.deploy.plugins.module_utils.git_util import GitError
+from ansible_collections.atp.deploy.plugins.module_utils.release_archive import (
     DEFAULT_EXCLUDES,
     ReleaseArchiveError,
     build_archive,
     is_excluded,
     select_files,
 )
-from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
     build_manifest,
     content_hash,
 )
-from ansible_collections.atp.deploy.plugins.module_utils.source_check import (  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils.source_check import (
     RouterCheck,
     SourceCheckError,
     check_routers,
