@@ -1,4 +1,7 @@
-"""`python -m atp_sandbox up|down|status|serve|events`: the local SSM sandbox (TEST INFRASTRUCTURE)."""
+"""`python -m atp_sandbox up|down|status|serve|events`: the local SSM sandbox.
+
+TEST INFRASTRUCTURE: stands in for AWS so the real aws_ssm plugin can be exercised.
+"""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ def docker(*args: str, check: bool = True, input: bytes | None = None, timeout: 
                           capture_output=capture)
     if check and proc.returncode != 0:
         err = (proc.stderr or b"").decode(errors="replace").strip().splitlines()
-        raise SandboxError(f"docker {' '.join(args[:3])} failed: {err[-1] if err else proc.returncode}")
+        detail = err[-1] if err else proc.returncode
+        raise SandboxError(f"docker {' '.join(args[:3])} failed: {detail}")
     return proc
 
 

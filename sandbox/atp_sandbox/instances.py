@@ -85,7 +85,7 @@ def down(paths: Paths | None = None, volumes: bool = True) -> None:
 def refresh_pids(paths: Paths | None = None) -> dict:
     """Current pid/running of every known instance (the stand-ins use this)."""
     state = load_state(paths)
-    for instance_id, info in state["instances"].items():
+    for _instance_id, info in state["instances"].items():
         proc = docker("inspect", "-f", "{{.State.Running}} {{.State.Pid}}", info["container"],
                       check=False)
         running, _, pid = proc.stdout.decode().strip().partition(" ")

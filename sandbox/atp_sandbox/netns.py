@@ -7,6 +7,7 @@ the socket keeps living in the instance while the process stays on the host.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import socket
@@ -71,19 +72,15 @@ def pump(a: socket.socket, b: socket.socket, on_bytes=None) -> None:
             pass
         finally:
             for s in (dst,):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
 
     t = threading.Thread(target=one_way, args=(b, a, 1), daemon=True)
     t.start()
     one_way(a, b, 0)
     t.join(timeout=600)
     for s in (a, b):
-        try:
+        with contextlib.suppress(OSError):
             s.close()
-        except OSError:
-            pass
     if on_bytes:
         on_bytes(counts[0], counts[1])

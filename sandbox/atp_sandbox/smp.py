@@ -12,6 +12,7 @@ accepts a connection, so tools must detect a busy port themselves.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -77,10 +78,8 @@ def _kill_tree(pid: int | None) -> None:
     if not pid:
         return
     for victim in [pid, *_descendants(pid)]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def run_shell(session_id: str, container: str) -> int:

@@ -10,6 +10,7 @@ One process serves:
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -116,7 +117,7 @@ class SSMEndpoint(_Quiet):
     def _error(self, code: str, message: str) -> None:
         self._json(400, {"__type": code, "message": message})
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
+    def do_POST(self) -> None:
         body = _read_body(self)
         action = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
         handler = getattr(self, f"_action_{action}", None)
@@ -126,7 +127,7 @@ class SSMEndpoint(_Quiet):
         modeled_latency(action)
         handler(json.loads(body or b"{}"))
 
-    def _action_StartSession(self, req: dict) -> None:  # noqa: N802
+    def _action_StartSession(self, req: dict) -> None:
         target = req.get("Target", "")
         if not _target_running(target):
             log_event("start_session_refused", PATHS, target=target)
@@ -146,7 +147,7 @@ class SSMEndpoint(_Quiet):
             "StreamUrl": f"wss://ssmmessages.{REGION}.amazonaws.com/v1/data-channel/"
                          f"{session_id}?role=publish_subscribe&cell-number=sandbox"})
 
-    def _action_ResumeSession(self, req: dict) -> None:  # noqa: N802
+    def _action_ResumeSession(self, req: dict) -> None:
         session_id = req.get("SessionId", "")
         try:
             record = json.loads(_session_file(session_id).read_text())
@@ -157,7 +158,7 @@ class SSMEndpoint(_Quiet):
                          "StreamUrl": f"wss://ssmmessages.{REGION}.amazonaws.com/v1/"
                                       f"data-channel/{session_id}"})
 
-    def _action_TerminateSession(self, req: dict) -> None:  # noqa: N802
+    def _action_TerminateSession(self, req: dict) -> None:
         session_id = req.get("SessionId", "")
         path = _session_file(session_id)
         try:
@@ -167,10 +168,8 @@ class SSMEndpoint(_Quiet):
         if record and record.get("status") != "Terminated":
             pid = record.get("plugin_pid")
             if pid:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
             record["status"] = "Terminated"
             path.write_text(json.dumps(record))
         log_event("terminate_session", PATHS, session=session_id)
@@ -188,7 +187,7 @@ class InstanceRelays(threading.Thread):
         while True:
             try:
                 self.sync()
-            except Exception as exc:  # noqa: BLE001 - keep relaying; the log says why
+            except Exception as exc:
                 print(f"relay sync: {exc}", flush=True)
             time.sleep(0.5)
 

@@ -13,7 +13,7 @@ FILES = ["docker-compose.yml", "docker-compose.deploy.yml"]
 def test_read_only_builders():
     assert dc.info("/usr/bin/docker") == ["/usr/bin/docker", "info", "--format",
                                           "{{json .ServerVersion}}"]
-    assert dc.compose_version() == ["docker", "compose", "version", "--short"]
+    assert dc.compose_version() == ["docker", "compose", "version"]
     assert dc.image_id("repo:tag") == ["docker", "image", "inspect", "--format", "{{.Id}}",
                                        "repo:tag"]
     assert dc.ps_all_ids() == ["docker", "ps", "--all", "--quiet", "--no-trunc"]

@@ -53,6 +53,16 @@ def work(tmp_path):
     return path
 
 
+def test_makedirs_owned(work):
+    target = work / "a" / "b" / "shared"
+    created = fsutil.makedirs_owned(str(target), 0o750, UID, GID)
+    assert created == [str(work / "a"), str(work / "a" / "b"), str(target)]
+    assert os.stat(target).st_mode & 0o777 == 0o750
+    assert os.stat(work / "a").st_mode & 0o777 == 0o755
+    assert fsutil.makedirs_owned(str(target), 0o700, UID, GID) == []
+    assert os.stat(target).st_mode & 0o777 == 0o750
+
+
 def test_atomic_write_and_file_differs(work):
     tmp_path = work
     path = str(tmp_path / "f")

@@ -147,7 +147,7 @@ def test_symlink_outside_refused(src: Path, tmp_path: Path) -> None:
 def test_symlink_dotdot_escape_refused(src: Path, tmp_path: Path) -> None:
     _write(tmp_path, "elsewhere.py")
     (src / "backend/esc.py").symlink_to("../../elsewhere.py")
-    with pytest.raises(ra.ReleaseArchiveError, match="backend/esc.py"):
+    with pytest.raises(ra.ReleaseArchiveError, match=r"backend/esc\.py"):
         ra.select_files(str(src))
 
 
@@ -266,7 +266,7 @@ def test_archive_detects_change_after_manifest(src: Path, tmp_path: Path) -> Non
     files = ra.select_files(str(src))
     manifest = rm.build_manifest(str(src), files)
     (src / "docker-compose.yml").write_bytes(b"services: {}\r")  # same size, new content
-    with pytest.raises(ra.ReleaseArchiveError, match="docker-compose.yml changed"):
+    with pytest.raises(ra.ReleaseArchiveError, match=r"docker-compose\.yml changed"):
         ra.build_archive(str(src), files, str(tmp_path / "x.tar.gz"), manifest=manifest)
     assert list(tmp_path.glob("*.tar.gz")) == []
 
@@ -278,7 +278,7 @@ def test_archive_rejects_unsafe_paths(src: Path, tmp_path: Path, bad: str) -> No
 
 
 def test_archive_rejects_missing_file(src: Path, tmp_path: Path) -> None:
-    with pytest.raises(ra.ReleaseArchiveError, match="nope.py does not exist"):
+    with pytest.raises(ra.ReleaseArchiveError, match=r"nope\.py does not exist"):
         ra.build_archive(str(src), ["nope.py"], str(tmp_path / "x.tar.gz"))
 
 

@@ -17,7 +17,8 @@ from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import
 )
 
 
-def info(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0, link: str = "") -> tarfile.TarInfo:
+def info(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0,
+         link: str = "") -> tarfile.TarInfo:
     member = tarfile.TarInfo(name)
     member.type = kind
     member.size = size
@@ -143,7 +144,7 @@ def test_extract_release_bad_manifest_and_bad_gzip(tmp_path):
         safe_tar.extract_release(str(archive), str(tmp_path / "out2"))
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"this is not gzip")
-    with pytest.raises(safe_tar.UnsafeArchive, match="not a readable tar.gz"):
+    with pytest.raises(safe_tar.UnsafeArchive, match=r"not a readable tar\.gz"):
         safe_tar.extract_release(str(junk), str(dest))
     empty = write_archive(tmp_path / "empty.tar.gz", [])
     with pytest.raises(safe_tar.UnsafeArchive, match="empty"):

@@ -105,3 +105,4 @@ def test_routes_result():
 def test_summary_line():
     line = smoke.summary_line({"name": "x", "hint": "h", "status": 503})
     assert line == "x: h (status 503)"
+    assert smoke.summary_line({"name": "x", "hint": "", "status": None}) == "x: failed"

@@ -69,11 +69,11 @@ def compose(state: dict, args: list[str]) -> int:
         else:
             rest.append(args[i])
             i += 1
-    if rest[:2] == ["version", "--short"]:
+    if rest == ["version"]:
         if state["compose"].get("rc"):
-            print("docker: 'compose' is not a docker command.", file=sys.stderr)
+            print("docker: unknown command: docker compose", file=sys.stderr)
             return state["compose"]["rc"]
-        print(state["compose"]["version"])
+        print(f"Docker Compose version v{state['compose']['version']}")
         return 0
     command, service = rest[0], rest[-1]
     if command == "build":

@@ -155,13 +155,17 @@ def test_docker_engine_down(app_root, docker):
         "start docker (systemctl start docker)")
 
 
-@pytest.mark.parametrize("compose", [{"rc": 0, "version": "2.17.3"}, {"rc": 1}])
-def test_compose_v2_required(app_root, docker, compose):
+@pytest.mark.parametrize(("compose", "seen"), [
+    ({"rc": 0, "version": "2.17.3"}, "gave: Docker Compose version v2.17.3;"),
+    ({"rc": 1}, "gave: docker: unknown command: docker compose;"),
+])
+def test_compose_v2_required(app_root, docker, compose, seen):
     docker.state["compose"] = compose
     docker.save()
     result = state(app_root)
     assert result["failed"] is True
     assert result["msg"].startswith("docker compose v2 >= 2.18 required on the instance")
+    assert seen in result["msg"]
     assert "\n" not in result["msg"]
 
 

@@ -25,7 +25,8 @@ def info(docker: str = "docker") -> list[str]:
 
 
 def compose_version(docker: str = "docker") -> list[str]:
-    return [docker, "compose", "version", "--short"]
+    """No --short: without the compose plugin docker would report the flag, not the plugin."""
+    return [docker, "compose", "version"]
 
 
 def image_id(ref: str, docker: str = "docker") -> list[str]:

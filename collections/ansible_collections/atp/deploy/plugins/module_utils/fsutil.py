@@ -70,6 +70,30 @@ def resolve_owner(owner: str, group: str) -> tuple[int, int]:
     return uid, gid
 
 
+def makedirs_owned(path: str, mode: int, uid: int, gid: int,
+                   parent_mode: int = 0o755) -> list[str]:
+    """mkdir -p where every directory created gets uid:gid; path gets mode, parents parent_mode.
+
+    Returns the directories created (outermost first); existing ones are left as they are.
+    """
+    missing = []
+    current = os.path.abspath(path)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    created = []
+    for directory in reversed(missing):
+        want = mode if directory == os.path.abspath(path) else parent_mode
+        os.mkdir(directory, want)
+        os.chmod(directory, want)
+        os.chown(directory, uid, gid)
+        created.append(directory)
+    return created
+
+
 def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

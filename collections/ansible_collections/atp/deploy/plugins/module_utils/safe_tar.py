@@ -46,7 +46,7 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
         return f"fifo member {raw!r} (fifos are not allowed)"
     if not (member.isfile() or member.isdir()):
         return f"member {raw!r} of unsupported type {member.type!r}"
-    if raw.startswith(("/", "\\")) or len(raw) > 1 and raw[1] == ":":
+    if raw.startswith(("/", "\\")) or (len(raw) > 1 and raw[1] == ":"):
         return f"absolute path {raw!r}"
     if "\\" in raw or "\x00" in raw:
         return f"unsafe characters in {raw!r}"

@@ -176,4 +176,5 @@ def routes_result(missing: list[str] | None, error: str | None, status: int | No
 
 
 def summary_line(result: dict) -> str:
-    return f"{result['name']}: {result['hint'] or 'failed'} (status {result['status']})"
+    status = "" if result["status"] is None else f" (status {result['status']})"
+    return f"{result['name']}: {result['hint'] or 'failed'}{status}"

@@ -57,11 +57,11 @@ created:
   type: bool
 """
 
-import os
-from datetime import UTC, datetime
+import os  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atp.deploy.plugins.module_utils import fsutil
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils import fsutil  # noqa: E402
 
 
 def build_record(record: dict, now: datetime) -> dict:

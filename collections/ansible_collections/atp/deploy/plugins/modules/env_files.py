@@ -70,10 +70,10 @@ dest_created:
   type: bool
 """
 
-import os
+import os  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atp.deploy.plugins.module_utils import fsutil
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils import fsutil  # noqa: E402
 
 
 def parse_mode(value: str) -> int | None:
@@ -142,9 +142,7 @@ def main() -> None:
 
     try:
         if dest_missing:
-            os.makedirs(dest, mode=0o750)
-            os.chmod(dest, 0o750)
-            os.chown(dest, uid, gid)
+            fsutil.makedirs_owned(dest, 0o750, uid, gid)
         for name, data in sorted(contents.items()):
             if changes[name]:
                 fsutil.atomic_write(os.path.join(dest, name), data, mode, uid, gid)

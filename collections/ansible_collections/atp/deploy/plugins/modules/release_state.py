@@ -189,16 +189,16 @@ env_files:
   sample: {.env: true, .env.aws: false}
 """
 
-import os
+import os  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atp.deploy.plugins.module_utils import (
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     docker_cmd,
     fsutil,
     proc,
     release_plan,
 )
-from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
+from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
     MANIFEST_NAME,
 )
 

@@ -91,19 +91,19 @@ archive_removed:
   type: bool
 """
 
-import json
-import os
-import shutil
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atp.deploy.plugins.module_utils import fsutil, release_plan
-from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils import fsutil, release_plan  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
     MANIFEST_NAME,
     content_hash,
     release_content_hash_prefix,
     verify_tree,
 )
-from ansible_collections.atp.deploy.plugins.module_utils.safe_tar import (
+from ansible_collections.atp.deploy.plugins.module_utils.safe_tar import (  # noqa: E402
     UnsafeArchive,
     extract_release,
 )
@@ -202,9 +202,7 @@ def main() -> None:
             f"{want_sha}; re-run the deploy to upload it again", **result)
 
     try:
-        if not os.path.isdir(releases):
-            os.makedirs(releases, mode=0o755, exist_ok=True)
-            os.chown(releases, uid, gid)
+        fsutil.makedirs_owned(releases, 0o755, uid, gid)
         remove_tree(partial)
         os.mkdir(partial, 0o755)
     except OSError as exc:

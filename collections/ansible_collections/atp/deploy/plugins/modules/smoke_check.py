@@ -124,15 +124,15 @@ elapsed:
   type: float
 """
 
-import json
-import socket
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
+import json  # noqa: E402
+import socket  # noqa: E402
+import time  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.parse  # noqa: E402
+import urllib.request  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atp.deploy.plugins.module_utils import smoke
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils import smoke  # noqa: E402
 
 REQUEST_TIMEOUT = 10.0
 
@@ -244,9 +244,10 @@ def main() -> None:
         attempts += 1
         remaining = max(deadline - time.monotonic(), 0.5)
         results = run_once(p["base_url"], checks, routes, port, min(REQUEST_TIMEOUT, remaining))
-        if all(r["ok"] for r in results) or time.monotonic() + interval > deadline:
+        left = deadline - time.monotonic()
+        if all(r["ok"] for r in results) or left <= 0:
             break
-        time.sleep(interval)
+        time.sleep(min(interval, left))
 
     elapsed = round(time.monotonic() - start, 2)
     missing = next((r.get("missing", []) for r in results if r["name"] == "openapi routes"), [])

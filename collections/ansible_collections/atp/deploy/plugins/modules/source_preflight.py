@@ -5,6 +5,29 @@
 
 from __future__ import annotations
 
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.atp.deploy.plugins.module_utils.git_util import GitError
+from ansible_collections.atp.deploy.plugins.module_utils.release_archive import (
+    DEFAULT_EXCLUDES,
+    ReleaseArchiveError,
+    build_archive,
+    is_excluded,
+    select_files,
+)
+from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
+    build_manifest,
+    content_hash,
+)
+from ansible_collections.atp.deploy.plugins.module_utils.source_check import (
+    RouterCheck,
+    SourceCheckError,
+    check_routers,
+    git_state,
+    missing_files,
+)
+
 DOCUMENTATION = r"""
 ---
 module: source_preflight
@@ -174,29 +197,6 @@ archive_reused:
   returned: success
   type: bool
 """
-
-import os
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atp.deploy.plugins.module_utils.git_util import GitError
-from ansible_collections.atp.deploy.plugins.module_utils.release_archive import (
-    DEFAULT_EXCLUDES,
-    ReleaseArchiveError,
-    build_archive,
-    is_excluded,
-    select_files,
-)
-from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
-    build_manifest,
-    content_hash,
-)
-from ansible_collections.atp.deploy.plugins.module_utils.source_check import (
-    RouterCheck,
-    SourceCheckError,
-    check_routers,
-    git_state,
-    missing_files,
-)
 
 DEFAULT_REQUIRED_FILES = [
     "docker-compose.yml",
