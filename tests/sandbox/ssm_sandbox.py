@@ -213,9 +213,10 @@ def run_ansible(binary: str, env: dict[str, str], args: list[str], timeout: floa
     return run
 
 
-def docker_exec(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    """`docker exec` in the instance container (bounded)."""
-    return subprocess.run(["docker", "exec", CONTAINER, *args], capture_output=True,
+def docker_exec(*args: str, options: tuple[str, ...] = (),
+                timeout: float = 30) -> subprocess.CompletedProcess:
+    """`docker exec [options] <instance container> args...` (bounded)."""
+    return subprocess.run(["docker", "exec", *options, CONTAINER, *args], capture_output=True,
                           text=True, timeout=timeout)
 
 

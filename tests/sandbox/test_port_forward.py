@@ -25,7 +25,9 @@ REMOTE_PORT = 18080
 WEB_ROOT = "/tmp/atp-pytest-www"
 MARKER = "atp-pytest-served-from-the-instance.txt"
 DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
-SERVER_PATTERN = f"http.server {REMOTE_PORT} --bind 127.0.0.1"
+# matches the server's command line, not the shell scripts below (which start and kill it:
+# `pkill -f` run from a script whose text matched would kill that script's own shell)
+SERVER_PATTERN = f"http[.]server {REMOTE_PORT} --bind 127[.]0[.]0[.]1"
 
 START_SERVER = f"""
 - name: An HTTP listener inside the instance, on its loopback only
@@ -38,10 +40,11 @@ START_SERVER = f"""
         pkill -f '{SERVER_PATTERN}' || true
         mkdir -p {WEB_ROOT} && echo instance > {WEB_ROOT}/{MARKER}
         cd {WEB_ROOT}
-        setsid nohup python3 -m {SERVER_PATTERN} \\
+        port={REMOTE_PORT}
+        setsid nohup python3 -m http.server "$port" --bind 127.0.0.1 \\
           </dev/null >/tmp/atp-pytest-http.log 2>&1 &
         for _ in $(seq 1 50); do
-          curl -fsS -o /dev/null http://127.0.0.1:{REMOTE_PORT}/ && exit 0
+          curl -fsS -o /dev/null "http://127.0.0.1:$port/" && exit 0
           sleep 0.2
         done
         echo "http.server did not answer within 10 s" >&2

@@ -64,8 +64,7 @@ def test_makedirs_owned(work):
 
 
 def test_atomic_write_and_file_differs(work):
-    tmp_path = work
-    path = str(tmp_path / "f")
+    path = str(work / "f")
     assert fsutil.file_differs(path, b"x", 0o600, UID, GID)
     fsutil.atomic_write(path, b"x", 0o600, UID, GID)
     assert Path(path).read_bytes() == b"x"
@@ -74,35 +73,32 @@ def test_atomic_write_and_file_differs(work):
     assert fsutil.file_differs(path, b"y", 0o600, UID, GID)
     assert fsutil.file_differs(path, b"x", 0o640, UID, GID)
     assert fsutil.file_differs(path, b"x", 0o600, UID + 1, GID)
-    assert sorted(os.listdir(tmp_path)) == ["f"]
-    os.mkdir(tmp_path / "d")
-    assert fsutil.file_differs(str(tmp_path / "d"), b"", 0o600, None, None)
+    assert sorted(os.listdir(work)) == ["f"]
+    os.mkdir(work / "d")
+    assert fsutil.file_differs(str(work / "d"), b"", 0o600, None, None)
 
 
 def test_atomic_write_cleans_up_on_error(work, monkeypatch):
-    tmp_path = work
-
     def boom(*_args):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
-        fsutil.atomic_write(str(tmp_path / "f"), b"x", 0o600)
-    assert os.listdir(tmp_path) == []
+        fsutil.atomic_write(str(work / "f"), b"x", 0o600)
+    assert os.listdir(work) == []
 
 
 def test_atomic_symlink(work):
-    tmp_path = work
-    link = str(tmp_path / "current")
+    link = str(work / "current")
     assert fsutil.read_link_target(link) is None
     fsutil.atomic_symlink("releases/a", link)
     assert fsutil.read_link_target(link) == "releases/a"
     fsutil.atomic_symlink("releases/b", link, UID, GID)
     assert os.readlink(link) == "releases/b"
-    assert sorted(os.listdir(tmp_path)) == ["current"]
-    (tmp_path / "realdir").mkdir()
+    assert sorted(os.listdir(work)) == ["current"]
+    (work / "realdir").mkdir()
     with pytest.raises(ValueError, match="not a symlink"):
-        fsutil.atomic_symlink("releases/a", str(tmp_path / "realdir"))
+        fsutil.atomic_symlink("releases/a", str(work / "realdir"))
 
 
 def test_chown_tree_does_not_follow_links(tmp_path):

@@ -61,7 +61,7 @@ def test_fresh_instance_plans_everything(tmp_path, docker):
     assert result["releases"] == [] and result["current_release"] is None
     assert result["previous_release"] is None and result["existing_release"] is None
     assert result["image"] == {"ref": None, "exists": False, "id": None}
-    assert result["containers"] == {"backend": [], "port_publishers": []}
+    assert result["containers"] == [] and result["port_publishers"] == []
     assert result["free_mb"] > 0
     assert_read_only(docker)
 
@@ -79,7 +79,7 @@ def test_everything_in_place_plans_nothing(app_root, docker):
                               "activate": False}
     assert result["current_release"] == rid and result["existing_release"] == rid
     assert result["image"] == {"ref": f"{REPO}:{rid}", "exists": True, "id": "sha256:rel"}
-    assert result["containers"]["backend"] == [{
+    assert result["containers"] == [{
         "id": "c1", "name": "automated-trading-platform-backend-aws-1",
         "image": f"{REPO}:{rid}", "image_id": "sha256:rel", "state": "running",
         "running": True}]
@@ -138,7 +138,8 @@ def test_two_port_publishers_warn(app_root, docker):
     docker.add_container(id="c2", name="stray-backend", image="old:latest", project="other",
                          service="web", image_id="sha256:b")
     result = state(app_root)
-    assert [p["name"] for p in result["containers"]["port_publishers"]] == [
+    assert [c["id"] for c in result["containers"]] == ["c1"]
+    assert [p["name"] for p in result["port_publishers"]] == [
         "automated-trading-platform-backend-aws-1", "stray-backend"]
     assert any("2 containers publish host port 8002" in w for w in warnings_of(result))
 

@@ -52,7 +52,7 @@ def route_table(app) -> set[tuple[str, str]]:
 
 def test_all_routes_registered_and_in_openapi(client, backend):
     registered = route_table(backend("app.main").app)
-    assert EXPECTED_ROUTES <= registered
+    assert registered >= EXPECTED_ROUTES
     paths = client.get("/openapi.json").json()["paths"]
     for method, path in EXPECTED_ROUTES:
         assert method.lower() in paths[path]

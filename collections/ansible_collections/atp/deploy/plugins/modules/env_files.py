@@ -12,7 +12,7 @@ short_description: Write shared env files atomically, only when content, mode or
 description:
   - Writes each file of I(files) into I(dest) with a temp file, fsync and rename, only when its
     content, mode or owner differ. Files not named in I(files) are left alone.
-  - Creates I(dest) with mode 0750 when missing.
+  - Creates I(dest) with mode 0750 (missing parents 0755), owned by owner:group, when missing.
   - Never returns file contents; call it with C(no_log=true) on the task.
 version_added: "1.0.0"
 author: atp.deploy contributors

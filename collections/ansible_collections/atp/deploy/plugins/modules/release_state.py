@@ -168,16 +168,44 @@ image:
       description: Image id, or null.
       type: str
 containers:
-  description: Containers that matter to the deploy.
+  description: The backend containers of project+service, running or not.
   returned: success
-  type: dict
+  type: list
+  elements: dict
   contains:
-    backend:
-      description: Containers of project+service (id, name, image, image_id, state, running).
-      type: list
-    port_publishers:
-      description: Running containers publishing the host port (name, image, id).
-      type: list
+    id:
+      description: Container id.
+      type: str
+    name:
+      description: Container name.
+      type: str
+    image:
+      description: Image reference the container was created from.
+      type: str
+    image_id:
+      description: Image id the container runs.
+      type: str
+    state:
+      description: Docker state (running, exited, ...).
+      type: str
+    running:
+      description: Whether it runs.
+      type: bool
+port_publishers:
+  description: All running containers publishing host I(port); more than one is a warning.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Container name.
+      type: str
+    image:
+      description: Image reference.
+      type: str
+    id:
+      description: Container id.
+      type: str
 env_in_sync:
   description: Every file of env_digests exists in shared/ with that sha256.
   returned: success
@@ -416,7 +444,8 @@ def main() -> None:
         previous_release=previous,
         existing_release=existing,
         image={"ref": ref, "exists": image_id is not None, "id": image_id},
-        containers={"backend": backend_view, "port_publishers": port_publishers},
+        containers=backend_view,
+        port_publishers=port_publishers,
         env_in_sync=env_in_sync,
         env_files=env_files,
     )
