@@ -294,3 +294,9 @@ def port_refuses(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def for_sessions(events: list[dict], sessions) -> list[dict]:
+    """Only the events of these sessions (keeps failure messages readable)."""
+    wanted = {sessions} if isinstance(sessions, str) else set(sessions)
+    return [e for e in events if e.get("session") in wanted]

@@ -16,6 +16,7 @@ from ssm_sandbox import (
     REGION,
     PluginProcess,
     docker_exec,
+    for_sessions,
     free_port,
     of_kind,
     port_refuses,
@@ -116,16 +117,17 @@ def test_forward_to_instance_loopback(instance_http_server, boto_session, sandbo
 
     new = events.wait_for(offset, lambda e: e.get("kind") == "forward_bytes"
                           and e.get("session") == session_id, timeout=5)
+    mine = for_sessions(new, session_id)
     started = of_kind(new, "start_session", session=session_id)
-    assert len(started) == 1 and started[0]["document"] == DOCUMENT, new
+    assert len(started) == 1 and started[0]["document"] == DOCUMENT, mine
     forwards = of_kind(new, "port_forward", session=session_id)
-    assert len(forwards) == 1, new
+    assert len(forwards) == 1, mine
     assert forwards[0]["local_port"] == port
     assert forwards[0]["local_port_busy"] is False
     assert forwards[0]["remote"] == f"127.0.0.1:{REMOTE_PORT}"
     relayed = of_kind(new, "forward_bytes", session=session_id)
-    assert relayed and relayed[0]["down"] >= len(MARKER), new
-    assert len(of_kind(new, "terminate_session", session=session_id)) == 1, new
+    assert relayed and relayed[0]["down"] >= len(MARKER), mine
+    assert len(of_kind(new, "terminate_session", session=session_id)) == 1, mine
 
 
 def test_busy_local_port_is_silently_hijacked(instance_http_server, boto_session, sandbox_env,
@@ -145,7 +147,7 @@ def test_busy_local_port_is_silently_hijacked(instance_http_server, boto_session
             new = events.wait_for(offset, lambda e: e.get("kind") == "port_forward"
                                   and e.get("session") == session_id, timeout=5)
             forwards = of_kind(new, "port_forward", session=session_id)
-            assert len(forwards) == 1, new
+            assert len(forwards) == 1, for_sessions(new, session_id)
             assert forwards[0]["local_port"] == port
             assert forwards[0]["local_port_busy"] is True
 
@@ -165,6 +167,6 @@ def test_busy_local_port_is_silently_hijacked(instance_http_server, boto_session
             terminate()
             assert proc.wait_exit(timeout=10) is not None, "plugin still running after terminate"
 
-        new = events.since(offset)
-        assert of_kind(new, "forward_bytes", session=session_id) == [], new
-        assert len(of_kind(new, "terminate_session", session=session_id)) == 1, new
+        mine = for_sessions(events.since(offset), session_id)
+        assert of_kind(mine, "forward_bytes") == [], mine
+        assert len(of_kind(mine, "terminate_session")) == 1, mine
