@@ -15,8 +15,8 @@ export AWS_EC2_METADATA_DISABLED := true
 SANDBOX_INSTANCES ?= 1
 export SANDBOX_INSTANCES
 
-.PHONY: help setup sandbox-up sandbox-down sandbox-status demo deploy test lint unit \
-        sandbox-test molecule bench clean
+.PHONY: help setup sandbox-up sandbox-down sandbox-status demo test lint unit \
+        sandbox-test integration molecule bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ setup: $(VENV)/.installed ## venv with pinned deps; check collections against re
 sandbox-up: setup ## start the local SSM sandbox (SANDBOX_INSTANCES=N, default 1)
 	$(BIN)/python -m atp_sandbox up --instances $(SANDBOX_INSTANCES)
 
-sandbox-down: ## remove sandbox instances and stop the stand-ins
+sandbox-down: setup ## remove sandbox instances and stop the stand-ins
 	$(BIN)/python -m atp_sandbox down
 
 sandbox-status: ## show sandbox instances and stand-ins
@@ -53,10 +53,14 @@ unit: setup ## pytest unit tests of modules, filters, sandbox and sample app
 sandbox-test: sandbox-up ## the real aws_ssm plugin against the sandbox stand-ins
 	$(BIN)/python -m pytest -q tests/sandbox
 
+integration: sandbox-up ## deploy/rollback/diagnose/port-forward runs and fault tests in the sandbox
+	$(BIN)/python -m pytest -q -rA tests/integration
+
 molecule: sandbox-up ## molecule scenarios over aws_ssm in the sandbox
 	cd $(CURDIR) && $(BIN)/molecule test --all
 
-test: lint unit sandbox-test molecule ## everything CI runs
+test: SANDBOX_INSTANCES = 3
+test: lint unit sandbox-test integration molecule ## everything CI runs (molecule last: it resets the sandbox)
 
 bench: sandbox-up ## remote round trips and timings of a deploy (prints figures)
 	$(BIN)/python tests/bench/bench_deploy.py

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,7 +115,8 @@ def cmd_up(args: argparse.Namespace, paths: Paths) -> int:
 
 def cmd_down(_args: argparse.Namespace, paths: Paths) -> int:
     stop_standin(paths)
-    if engine.engine_reachable():
+    if engine.engine_reachable() or shutil.which("dockerd"):
+        engine.ensure_engine(paths)  # containers of an earlier run must go too
         instances.down(paths)
     print("sandbox down")
     return 0

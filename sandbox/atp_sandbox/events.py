@@ -32,8 +32,16 @@ def read_events(paths: Paths | None = None) -> list[dict]:
         return []
 
 
-def modeled_latency(operation: str) -> None:
-    """Sleep ATP_SANDBOX_LATENCY_<OPERATION>_MS milliseconds, to model AWS round trips."""
-    value = os.environ.get(f"ATP_SANDBOX_LATENCY_{operation.upper()}_MS")
+def modeled_latency(operation: str, paths: Paths | None = None) -> None:
+    """Sleep to model AWS round trips: ATP_SANDBOX_LATENCY_<OPERATION>_MS in the stand-ins'
+    environment, or {"<OPERATION>": ms} in .sandbox/latency.json (read on every call, so a
+    test can slow one operation down while a run is in flight)."""
+    name = operation.upper()
+    value = os.environ.get(f"ATP_SANDBOX_LATENCY_{name}_MS")
+    try:
+        with open((paths or Paths()).root / "latency.json", encoding="utf-8") as handle:
+            value = json.load(handle).get(name, value)
+    except (FileNotFoundError, ValueError):
+        pass
     if value:
         time.sleep(int(value) / 1000.0)

@@ -15,7 +15,7 @@ IMAGES_DIR = Path(__file__).resolve().parents[1] / "images"
 
 INSTANCE_PACKAGES = [
     "bash", "ca-certificates", "curl", "docker-cli", "docker-compose", "docker.io", "iproute2",
-    "iptables", "procps", "python3", "sudo", "tini", "util-linux",
+    "iptables", "mount", "procps", "python3", "sudo", "tini", "util-linux",
 ]
 BACKEND_BASE_PACKAGES = [
     "ca-certificates", "passwd", "python3", "python3-fastapi", "python3-uvicorn",

@@ -89,9 +89,15 @@ def run_shell(session_id: str, container: str) -> int:
          "-e", f"ATP_SANDBOX_SESSION={session_id}", container, "bash"],
         stdin=slave, stdout=slave, stderr=slave, close_fds=True, start_new_session=True)
     os.close(slave)
-    shell = {"pid": None}
+    shell = {"pid": None, "finishing": False}
 
     def finish(*_args) -> None:
+        # Popen.terminate() by the aws_ssm plugin and TerminateSession each send SIGTERM, ms
+        # apart: a nested call must not re-enter (it could fail half-way, e.g. in a lazy import,
+        # and leave the session's processes running on the instance)
+        if shell["finishing"]:
+            return
+        shell["finishing"] = True
         shell["pid"] = shell["pid"] or _shell_pid(session_id)
         _kill_tree(shell["pid"])
         proc.kill()
@@ -141,6 +147,9 @@ def run_forward(session_id: str, record: dict, container_pid: int) -> int:
     remote_port = int((params.get("portNumber") or ["80"])[0])
     local_port = int((params.get("localPortNumber") or ["0"])[0])
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Go's net.Listen (the real plugin) sets SO_REUSEADDR: TIME_WAIT leftovers do not block it;
+    # a live listener on the port still does.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind(("127.0.0.1", local_port))
         listener.listen(16)

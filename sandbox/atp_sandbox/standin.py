@@ -77,9 +77,12 @@ class S3Proxy(_Quiet):
 
     def _any(self) -> None:
         body = _read_body(self)
-        modeled_latency("s3")
-        status, data = _relay_to_moto(self, body)
         path = urlsplit(self.path).path
+        if path.count("/") >= 2:
+            log_event("s3_start", PATHS, method=self.command, key=path, bytes_in=len(body))
+        modeled_latency("s3")
+        modeled_latency(f"s3_{self.command}")
+        status, data = _relay_to_moto(self, body)
         if path.count("/") >= 2:  # object operations only, not bucket housekeeping
             log_event("s3", PATHS, method=self.command, key=path, status=status,
                       bytes_in=len(body), bytes_out=len(data) if self.command == "GET" else 0)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from integration.conftest import SAMPLE, Events, playbook  # noqa: E402
+from integration.conftest import SAMPLE, Events, playbook
 
 AWS_SECONDS_PER_SESSION = 3.0
 
@@ -31,9 +31,9 @@ def run(label: str, *args: str) -> None:
     commands = sum(1 for e in seen if e["kind"] == "command")
     s3_up = sum(e.get("bytes_in", 0) for e in seen if e["kind"] == "s3")
     status = "ok" if proc.returncode == 0 else f"FAILED rc={proc.returncode}"
+    modeled = sessions * AWS_SECONDS_PER_SESSION
     print(f"{label:<22} {status:<8} sessions={sessions:<3} commands={commands:<4} "
-          f"s3_bytes={s3_up:<9} wall={wall:6.1f}s  aws_model~{sessions * AWS_SECONDS_PER_SESSION:.0f}s"
-          f"+build")
+          f"s3_bytes={s3_up:<9} wall={wall:6.1f}s  aws_model~{modeled:.0f}s+build")
     if proc.returncode != 0:
         print(proc.stdout[-3000:])
 

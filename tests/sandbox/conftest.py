@@ -62,7 +62,8 @@ def sandbox_env() -> dict[str, str]:
             pytest.fail(f"{NOT_UP} ({name}={env.get(name)!r} from {ENV_FILE} is not a file)",
                         pytrace=False)
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL",
-                 "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_S3", "ANSIBLE_INVENTORY"):
+                 "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
+                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "ANSIBLE_INVENTORY"):
         env.pop(name, None)  # nothing from the caller's shell may redirect the sandbox
     env.update({
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -77,13 +78,18 @@ def sandbox_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def boto_session(sandbox_env: dict[str, str]):
-    """A boto3 session on profile atp-sandbox (endpoints: the stand-ins)."""
+def boto_session(sandbox_env: dict[str, str]) -> dict:
+    """boto3 clients on profile atp-sandbox (endpoints: the stand-ins).
+
+    The sandbox's AWS_* variables are set only while the clients are built (that is when
+    botocore resolves profile, endpoints and credentials), so nothing else in this pytest
+    process sees them.
+    """
     import boto3
 
-    names = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_DISABLED")
     with pytest.MonkeyPatch.context() as mp:
-        for name in names:
+        for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+                     "AWS_EC2_METADATA_DISABLED"):
             if name in sandbox_env:
                 mp.setenv(name, sandbox_env[name])
         for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SSM",
@@ -91,9 +97,7 @@ def boto_session(sandbox_env: dict[str, str]):
                      "AWS_SESSION_TOKEN"):
             mp.delenv(name, raising=False)
         session = boto3.Session(profile_name=PROFILE)
-        # clients resolve config now, while the environment points at the sandbox profile
-        clients = {"ssm": session.client("ssm"), "s3": session.client("s3")}
-        yield clients
+        return {"ssm": session.client("ssm"), "s3": session.client("s3")}
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +123,7 @@ def ansible_playbook(sandbox_env: dict[str, str]) -> Callable[..., AnsibleRun]:
     return run
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def remote_dir(ansible) -> Iterator[str]:
     """A fresh directory on the instance (owned by ssm-user), removed afterwards via ansible."""
     path = f"/tmp/atp-pytest-{os.getpid()}-{time.monotonic_ns()}"

@@ -41,7 +41,6 @@ _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))"
 _SESSION_ID = re.compile(r"SSM CONNECTION ID: (\S+)")
 
 
-
 # --------------------------------------------------------------------------- environment
 
 

@@ -149,9 +149,14 @@ def test_command_outliving_ssm_timeout_fails_and_leaves_nothing(ansible, events)
     # positive control: the check at the end does see a `sleep 30` running in the instance
     started = docker_exec("sleep", "30", options=("-d",))
     assert started.returncode == 0, started.stderr
-    control = docker_exec("pgrep", "-f", "sleep 30")
-    assert control.returncode == 0, "pgrep control did not find `sleep 30`"
-    assert docker_exec("kill", *control.stdout.split()).returncode == 0
+    found: list[str] = []
+
+    def sleep_seen() -> bool:
+        found[:] = docker_exec("pgrep", "-f", "sleep 30").stdout.split()
+        return bool(found)
+
+    assert wait_until(sleep_seen, 5), "pgrep control did not find `sleep 30`"
+    assert docker_exec("kill", *found).returncode == 0
     assert wait_until(lambda: docker_exec("pgrep", "-f", "sleep 30").returncode == 1, 5)
 
     timeout = 5

@@ -153,3 +153,23 @@ def test_plan_container_stale_image_or_stopped():
 def test_plan_env_change_activates():
     plan, _ = rp.compute_plan(RID, RID, "sha256:new", [running()], False)
     assert plan["env"] is True and plan["activate"] is True
+
+
+@pytest.mark.parametrize(("entries", "adopt"), [
+    (None, False),
+    ([], False),
+    (["docker-compose.yml", "backend", ".env"], True),
+    ([".git", "README.md"], True),
+    (["releases", "shared", "docker-compose.yml", ".git"], False),
+    (["shared", "deploy.log", ".deploy.lock"], False),
+])
+def test_needs_adoption(entries, adopt):
+    assert rp.needs_adoption(entries) is adopt
+
+
+def test_aside_path_is_next_to_app_root_and_unique():
+    root = "/home/ubuntu/automated-trading-platform"
+    want = root + ".pre-ansible-20261124T101500Z"
+    assert rp.aside_path(root + "/", "20261124T101500Z") == want
+    assert rp.aside_path(root, "20261124T101500Z", {want}) == want + "-2"
+    assert rp.aside_path(root, "20261124T101500Z", {want, want + "-2"}) == want + "-3"

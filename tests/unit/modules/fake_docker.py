@@ -6,7 +6,13 @@ Installed by tests as ``<tmp>/bin/docker`` (first on PATH). Environment:
 
 State keys: info {rc, version, stderr}, compose {rc, version}, images {ref: id},
 containers [{id, name, image, image_id, running, project, service, ports}],
-build {rc, output}, up {rc, output, wrong_image}.
+build {rc, output}, up {rc, output, wrong_image}, rm_errors {ref: (rc, stderr)},
+inspect_error {rc, stderr} (docker image inspect itself failing).
+
+``image inspect`` takes several refs; with ``--format`` containing ``RepoTags`` it prints
+``<tags JSON> <id>`` per found image, else the id. Missing refs go to stderr, exit 1.
+``image rm <ref>`` untags; it refuses (as docker does) when the ref is the image's last tag and
+a container, running or not, uses the image.
 """
 
 from __future__ import annotations
@@ -127,6 +133,58 @@ def ps(state: dict, args: list[str]) -> int:
     return 0
 
 
+def image_inspect(state: dict, args: list[str]) -> int:
+    fmt, refs, i = "{{json .}}", [], 0
+    while i < len(args):
+        if args[i] == "--format":
+            fmt, i = args[i + 1], i + 2
+        else:
+            refs.append(args[i])
+            i += 1
+    if state.get("inspect_error"):
+        print(state["inspect_error"].get("stderr", "Cannot connect to the Docker daemon"),
+              file=sys.stderr)
+        return state["inspect_error"].get("rc", 1)
+    rc = 0
+    for ref in refs:
+        if ref not in state["images"]:
+            print(f"Error: No such image: {ref}", file=sys.stderr)
+            rc = 1
+            continue
+        image_id = state["images"][ref]
+        if "RepoTags" in fmt:
+            tags = sorted(r for r, i in state["images"].items() if i == image_id)
+            print(json.dumps(tags, separators=(",", ":")) + " " + image_id)
+        else:
+            print(image_id)
+    return rc
+
+
+def image_rm(state: dict, args: list[str]) -> int:
+    ref = args[-1]
+    forced = state.get("rm_errors", {}).get(ref)
+    if forced:
+        print(forced[1], file=sys.stderr)
+        return forced[0]
+    if ref not in state["images"]:
+        print(f"Error response from daemon: No such image: {ref}", file=sys.stderr)
+        return 1
+    image_id = state["images"][ref]
+    other_tags = [r for r, i in state["images"].items() if i == image_id and r != ref]
+    users = [c for c in state["containers"] if c.get("image_id") == image_id]
+    if users and not other_tags:
+        print(f'Error response from daemon: conflict: unable to remove repository reference '
+              f'"{ref}" (must force) - container {users[0]["id"][:12]} is using its referenced '
+              f'image {image_id[7:19]}', file=sys.stderr)
+        return 1
+    del state["images"][ref]
+    save(state)
+    print(f"Untagged: {ref}")
+    if not other_tags:
+        print(f"Deleted: {image_id}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     record(argv)
     state = load()
@@ -140,12 +198,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["compose"]:
         return compose(state, argv[1:])
     if argv[:2] == ["image", "inspect"]:
-        ref = argv[-1]
-        if ref in state["images"]:
-            print(state["images"][ref])
-            return 0
-        print(f"Error: No such image: {ref}", file=sys.stderr)
-        return 1
+        return image_inspect(state, argv[2:])
+    if argv[:2] == ["image", "rm"]:
+        return image_rm(state, argv[2:])
     if argv[:1] == ["ps"]:
         return ps(state, argv[1:])
     if argv[:1] == ["inspect"]:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import UTC, datetime
 
+import pytest
 from ansible_collections.atp.deploy.plugins.modules import deploy_record
 
-from .module_runner import doc_spec_problems, run_module, warnings_of
+from .module_runner import (
+    FakeDocker,
+    doc_spec_problems,
+    install_release,
+    run_module,
+    warnings_of,
+)
 
 RECORD = {
     "release": "20261124T101500Z-0123456789ab",
@@ -75,3 +83,153 @@ def test_missing_directory_and_directory_log(tmp_path):
     (tmp_path / "d").mkdir()
     result = run_module(deploy_record, {"log_file": str(tmp_path / "d"), "record": RECORD})
     assert result["failed"] is True and "is a directory" in result["msg"]
+
+
+# --------------------------------------------------------------------------- unlock + retention
+
+REPO = "automated-trading-platform-backend-aws"
+TOKEN = "tok-mine"
+
+
+@pytest.fixture
+def docker(tmp_path, monkeypatch):
+    return FakeDocker(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def app_root(tmp_path):
+    root = tmp_path / "app"
+    (root / "releases").mkdir(parents=True)
+    (root / "shared").mkdir()
+    return root
+
+
+def take_lock(app_root, token=TOKEN, holder="alice@laptop") -> dict:
+    record = {"token": token, "holder": holder, "release": "x", "started": "2026-11-24T10:00:00Z"}
+    (app_root / ".deploy.lock").write_text(json.dumps(record))
+    return record
+
+
+def record_in(root, **extra) -> dict:
+    return run_module(deploy_record, {"log_file": str(root / "deploy.log"), "record": RECORD,
+                                      **extra})
+
+
+def five_releases(app_root, docker, current_index=4) -> list[str]:
+    rids = [install_release(app_root, {"a": f"{n}\n"}, f"2026-11-0{n + 1}T00:00:00")
+            for n in range(5)]
+    for rid in rids:
+        docker.state["images"][f"{REPO}:{rid}"] = f"sha256:{rid[-6:]}"
+    docker.save()
+    (app_root / "current").symlink_to(f"releases/{rids[current_index]}")
+    return rids
+
+
+def test_unlock_removes_only_our_lock(app_root):
+    take_lock(app_root)
+    result = record_in(app_root, unlock_token=TOKEN)
+    assert result["unlocked"] is True and not (app_root / ".deploy.lock").exists()
+    assert json.loads((app_root / "deploy.log").read_text())["release"] == RECORD["release"]
+
+
+def test_someone_elses_lock_is_left_in_place(app_root):
+    other = take_lock(app_root, token="tok-other", holder="bob@ci")
+    result = record_in(app_root, unlock_token=TOKEN)
+    assert result["unlocked"] is False
+    assert json.loads((app_root / ".deploy.lock").read_text()) == other
+    assert any("held by bob@ci" in w and "left it in place" in w for w in warnings_of(result))
+
+
+def test_no_token_no_unlock(app_root):
+    take_lock(app_root)
+    result = record_in(app_root)
+    assert result["unlocked"] is False and (app_root / ".deploy.lock").exists()
+    assert result["pruned"] == [] and result["pruned_images"] == []
+
+
+def test_keep_releases_below_two_fails_but_releases_our_lock(app_root):
+    take_lock(app_root)
+    result = record_in(app_root, keep_releases=1, unlock_token=TOKEN)
+    assert result["failed"] is True
+    assert result["msg"] == ("deploy_keep_releases must be at least 2 (the active and the "
+                             "previous release), got 1; pass -e deploy_keep_releases=5")
+    assert not (app_root / "deploy.log").exists()
+    assert result["unlocked"] is True and not (app_root / ".deploy.lock").exists()
+
+
+def test_failure_releases_our_lock(app_root, tmp_path):
+    take_lock(app_root)
+    (app_root / "deploy.log").mkdir()
+    result = record_in(app_root, unlock_token=TOKEN)
+    assert result["failed"] is True and "is a directory" in result["msg"]
+    assert not (app_root / ".deploy.lock").exists()
+
+
+def test_prune_keeps_newest_current_and_protected(app_root, docker):
+    rids = five_releases(app_root, docker, current_index=0)
+    take_lock(app_root)
+    result = record_in(app_root, keep_releases=2, unlock_token=TOKEN, protect=[rids[1], ""],
+                       image_repo=REPO)
+    assert "failed" not in result, result.get("msg")
+    assert result["pruned"] == [rids[2]]
+    assert result["pruned_images"] == [f"{REPO}:{rids[2]}"]
+    assert sorted(os.listdir(app_root / "releases")) == [rids[0], rids[1], rids[3], rids[4]]
+    assert f"{REPO}:{rids[2]}" not in docker.load()["images"]
+    assert ["image", "rm", f"{REPO}:{rids[2]}"] in docker.argvs
+    assert not any("--force" in argv or "-f" in argv for argv in docker.argvs)
+    assert result["unlocked"] is True
+    # app_root defaults to the dir of log_file
+    assert (app_root / "deploy.log").is_file()
+
+
+def test_missing_image_is_fine_in_use_image_keeps_its_release(app_root, docker):
+    rids = five_releases(app_root, docker)
+    del docker.state["images"][f"{REPO}:{rids[0]}"]
+    docker.save()
+    docker.add_container(id="stopped1", image_id=f"sha256:{rids[1][-6:]}", running=False)
+    result = record_in(app_root, keep_releases=3, app_root=str(app_root))
+    assert result["pruned"] == [rids[0]]
+    assert result["pruned_images"] == []
+    assert (app_root / "releases" / rids[1]).is_dir()
+    assert f"{REPO}:{rids[1]}" in docker.load()["images"]
+    assert any(f"kept release image {REPO}:{rids[1]} and its release: a container uses it" in w
+               for w in warnings_of(result))
+
+
+def test_docker_failure_keeps_the_release(app_root, docker):
+    rids = five_releases(app_root, docker)
+    docker.state["rm_errors"] = {f"{REPO}:{rids[0]}": [1, "Cannot connect to the Docker daemon"]}
+    docker.save()
+    result = record_in(app_root, keep_releases=4)
+    assert result["pruned"] == [] and (app_root / "releases" / rids[0]).is_dir()
+    assert any("`docker image rm` failed (exit 1): Cannot connect" in w
+               for w in warnings_of(result))
+
+
+def test_stale_partials_are_removed_fresh_ones_kept(app_root, docker):
+    rids = five_releases(app_root, docker)
+    stale = app_root / "releases" / ("20261001T000000Z-aaaaaaaaaaaa" + ".partial")
+    fresh = app_root / "releases" / ("20261002T000000Z-bbbbbbbbbbbb" + ".partial")
+    for path in (stale, fresh):
+        (path / "sub").mkdir(parents=True)
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    result = record_in(app_root, keep_releases=5)
+    assert result["pruned"] == []
+    assert not stale.exists() and fresh.is_dir()
+    assert all((app_root / "releases" / r).is_dir() for r in rids)
+
+
+def test_check_mode_prunes_and_unlocks_nothing(app_root, docker):
+    rids = five_releases(app_root, docker)
+    take_lock(app_root)
+    result = run_module(deploy_record, {"log_file": str(app_root / "deploy.log"),
+                                        "record": RECORD, "keep_releases": 3,
+                                        "unlock_token": TOKEN}, check_mode=True)
+    assert result["changed"] is True
+    assert result["pruned"] == rids[:2]
+    assert result["pruned_images"] == [f"{REPO}:{r}" for r in rids[:2]]
+    assert result["unlocked"] is True  # would be
+    assert sorted(os.listdir(app_root / "releases")) == sorted(rids)
+    assert (app_root / ".deploy.lock").exists() and not (app_root / "deploy.log").exists()
+    assert not any(argv[:2] == ["image", "rm"] for argv in docker.argvs)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 
 import pytest
 from ansible_collections.atp.deploy.plugins.modules import release_state
@@ -197,3 +199,214 @@ def test_check_mode_same_answer(app_root, docker):
     result = run_module(release_state, {"app_root": str(app_root), "content_hash": "ab" * 32},
                         check_mode=True)
     assert result["changed"] is False and result["plan"]["upload"] is True
+
+
+# --------------------------------------------------------------------------- deploy lock
+
+LOCK = {"token": "tok-mine", "holder": "alice@laptop", "release": "abababababab"}
+
+
+def lock_path(app_root):
+    return app_root / ".deploy.lock"
+
+
+def foreign_lock(app_root, token="tok-other", holder="bob@ci", started="2026-11-24T09:00:00Z"):
+    record = {"token": token, "holder": holder, "release": "0123456789ab", "started": started}
+    lock_path(app_root).write_text(json.dumps(record))
+    return record
+
+
+def in_place(app_root, docker) -> str:
+    """A deployed release, its image and container: the plan needs nothing."""
+    rid = install_release(app_root, current=True)
+    docker.state["images"][f"{REPO}:{rid}"] = "sha256:rel"
+    docker.save()
+    docker.add_container(id="c1", image_id="sha256:rel", image=f"{REPO}:{rid}")
+    return rid
+
+
+def test_lock_taken_when_the_plan_changes_something(app_root, docker):
+    result = state(app_root, lock=LOCK)
+    assert "failed" not in result, result.get("msg")
+    assert result["changed"] is False and result["plan"]["upload"] is True
+    assert result["lock_acquired"] is True
+    on_disk = json.loads(lock_path(app_root).read_text())
+    assert on_disk == result["lock"]
+    assert {k: on_disk[k] for k in LOCK} == LOCK and on_disk["started"].endswith("Z")
+    assert "pid" not in on_disk
+    assert result["lock_holder"] is None and result["lock_broken"] is None
+    assert_read_only(docker)
+
+
+def test_no_lock_when_nothing_to_change_unless_lock_always(app_root, docker):
+    rid = in_place(app_root, docker)
+    result = state(app_root, content_hash_of(rid), lock=LOCK)
+    assert not any(result["plan"][k] for k in ("upload", "env", "build", "activate"))
+    assert result["lock_acquired"] is False and result["lock"] is None
+    assert not lock_path(app_root).exists()
+    result = state(app_root, content_hash_of(rid), lock=LOCK, lock_always=True)
+    assert result["lock_acquired"] is True and lock_path(app_root).exists()
+
+
+def test_no_lock_option_no_lock(app_root, docker):
+    result = state(app_root)
+    assert result["lock_acquired"] is False and not lock_path(app_root).exists()
+
+
+def test_check_mode_never_locks_but_reports_the_holder(app_root, docker):
+    result = run_module(release_state, {"app_root": str(app_root), "content_hash": "ab" * 32,
+                                        "lock": LOCK}, check_mode=True)
+    assert result["lock_acquired"] is False and not lock_path(app_root).exists()
+    assert result["lock_holder"] is None
+    foreign_lock(app_root)
+    result = run_module(release_state, {"app_root": str(app_root), "content_hash": "ab" * 32,
+                                        "lock": LOCK}, check_mode=True)
+    assert "failed" not in result
+    assert result["lock_holder"] == {"holder": "bob@ci", "started": "2026-11-24T09:00:00Z",
+                                     "release": "0123456789ab"}
+    assert any("is held by bob@ci" in w for w in warnings_of(result))
+    assert json.loads(lock_path(app_root).read_text())["token"] == "tok-other"
+
+
+def test_read_only_call_reports_a_held_lock(app_root, docker):
+    foreign_lock(app_root)
+    result = state(app_root)
+    assert result["lock_holder"]["holder"] == "bob@ci"
+    assert "token" not in result["lock_holder"]
+
+
+def test_lock_held_by_another_run_fails_naming_it(app_root, docker):
+    before = foreign_lock(app_root)
+    result = state(app_root, lock=LOCK)
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "deploy lock held by bob@ci since 2026-11-24T09:00:00Z for release 0123456789ab: wait "
+        "for it to finish (or -e deploy_lock_wait=SECONDS); if its holder died, break it with "
+        "-e deploy_break_lock=true")
+    assert result["lock_acquired"] is False and result["lock_holder"]["holder"] == "bob@ci"
+    assert json.loads(lock_path(app_root).read_text()) == before
+
+
+def test_own_lock_is_reentrant(app_root, docker):
+    foreign_lock(app_root, token="tok-mine", holder="alice@laptop")
+    result = state(app_root, lock=LOCK)
+    assert "failed" not in result
+    assert result["lock_acquired"] is True
+    assert result["lock"]["started"] == "2026-11-24T09:00:00Z"
+
+
+def test_break_lock_takes_it_and_names_the_broken_holder(app_root, docker):
+    foreign_lock(app_root)
+    result = state(app_root, lock=LOCK, break_lock=True)
+    assert "failed" not in result, result.get("msg")
+    assert result["lock_acquired"] is True and result["changed"] is False
+    assert result["lock_broken"] == {"holder": "bob@ci", "started": "2026-11-24T09:00:00Z",
+                                     "release": "0123456789ab"}
+    assert json.loads(lock_path(app_root).read_text())["token"] == "tok-mine"
+    assert any("broke the deploy lock of bob@ci" in w for w in warnings_of(result))
+
+
+def test_break_lock_of_a_corrupt_lock_file(app_root, docker):
+    lock_path(app_root).write_text("{half")
+    result = state(app_root, lock=LOCK)
+    assert result["failed"] is True and "held by unknown (corrupt lock file)" in result["msg"]
+    result = state(app_root, lock=LOCK, break_lock=True)
+    assert result["lock_acquired"] is True
+
+
+def test_lock_wait_takes_the_lock_once_freed_and_reads_again(app_root, docker, monkeypatch):
+    monkeypatch.setattr(release_state, "LOCK_POLL_SECONDS", 0.05)
+    foreign_lock(app_root)
+    installed = []
+
+    def other_deploy_finishes():
+        time.sleep(0.3)
+        installed.append(install_release(app_root, {"a": "other\n"}, "2026-11-24T09:00:00"))
+        lock_path(app_root).unlink()
+
+    thread = threading.Thread(target=other_deploy_finishes)
+    thread.start()
+    try:
+        result = state(app_root, lock=LOCK, lock_wait=10)
+    finally:
+        thread.join()
+    assert "failed" not in result, result.get("msg")
+    assert result["lock_acquired"] is True and result["lock_broken"] is None
+    # Read again after the wait: the release the other run unpacked meanwhile is seen.
+    assert [r["id"] for r in result["releases"]] == installed
+    assert json.loads(lock_path(app_root).read_text())["token"] == "tok-mine"
+
+
+def test_lock_wait_is_bounded(app_root, docker, monkeypatch):
+    monkeypatch.setattr(release_state, "LOCK_POLL_SECONDS", 0.05)
+    foreign_lock(app_root)
+    started = time.monotonic()
+    result = state(app_root, lock=LOCK, lock_wait=1)
+    assert 0.9 <= time.monotonic() - started < 5
+    assert result["failed"] is True
+    assert result["msg"].startswith("deploy lock held by bob@ci since 2026-11-24T09:00:00Z for "
+                                    "release 0123456789ab (still held after waiting 1 s): ")
+
+
+def test_failure_after_waiting_releases_our_lock(app_root, docker, monkeypatch):
+    monkeypatch.setattr(release_state, "LOCK_POLL_SECONDS", 0.05)
+    foreign_lock(app_root)
+    real_free_mb = release_state.fsutil.free_mb
+    calls = []
+
+    def free_mb(path):
+        calls.append(path)
+        return real_free_mb(path) if len(calls) == 1 else 0  # the disk filled while waiting
+
+    monkeypatch.setattr(release_state.fsutil, "free_mb", free_mb)
+    result = state(app_root, lock=LOCK, break_lock=True)
+    assert result["failed"] is True and "not enough free disk" in result["msg"]
+    assert result["lock_acquired"] is False
+    assert not lock_path(app_root).exists()
+
+
+def test_lock_creates_missing_app_root_with_parent_owner(tmp_path, docker):
+    root = tmp_path / "fresh" / "app"
+    root.parent.mkdir()
+    result = state(root, lock=LOCK)
+    assert "failed" not in result, result.get("msg")
+    assert result["lock_acquired"] is True and (root / ".deploy.lock").is_file()
+    st, parent = root.stat(), root.parent.stat()
+    assert (st.st_uid, st.st_gid) == (parent.st_uid, parent.st_gid)
+    assert st.st_mode & 0o777 == 0o755
+
+
+def test_custom_lock_file(app_root, docker, tmp_path):
+    custom = tmp_path / "locks" / "atp.lock"
+    custom.parent.mkdir()
+    result = state(app_root, lock=LOCK, lock_file=str(custom))
+    assert result["lock_acquired"] is True and custom.is_file()
+    assert not lock_path(app_root).exists()
+
+
+def test_bad_lock_inputs(app_root, docker):
+    result = state(app_root, lock={**LOCK, "token": "  "})
+    assert result["failed"] is True and "lock.token must be a non-empty string" in result["msg"]
+    result = state(app_root, lock=LOCK, lock_wait=-1)
+    assert result["failed"] is True and "lock_wait must be >= 0" in result["msg"]
+
+
+# --------------------------------------------------------------------------- adoption
+
+
+def test_hand_managed_checkout_is_reported_not_failed(tmp_path, docker):
+    root = tmp_path / "checkout"
+    root.mkdir()
+    (root / "docker-compose.yml").write_text("services: {}\n")
+    (root / ".git").mkdir()
+    (root / ".env").write_text("A=1\n")
+    result = state(root, lock=LOCK)
+    assert "failed" not in result, result.get("msg")
+    assert result["adoption_needed"] is True and result["plan"]["upload"] is True
+    assert "hand-managed checkout" in result["plan_reasons"][0]
+    assert result["lock_acquired"] is True
+
+
+def test_managed_layout_needs_no_adoption(app_root, docker):
+    (app_root / "docker-compose.yml").write_text("x")
+    assert state(app_root)["adoption_needed"] is False

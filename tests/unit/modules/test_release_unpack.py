@@ -6,6 +6,7 @@ import grp
 import os
 import pwd
 import tarfile
+from pathlib import Path
 
 import pytest
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
@@ -199,4 +200,183 @@ def test_check_mode_changes_nothing(tmp_path, app_root):
     result = run_module(release_unpack, args(app_root, built), check_mode=True)
     assert result["changed"] is True and result["unpacked"] is True
     assert not (app_root / "releases").exists()
+    assert built["archive"].exists()
+
+
+# --------------------------------------------------------------------------- adoption + secrets
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A hand-managed checkout: a git clone with the operator's .env, .env.aws and secrets/."""
+    root = tmp_path / "hand" / "automated-trading-platform"
+    (root / ".git").mkdir(parents=True)
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (root / "docker-compose.yml").write_text("services: {}\n")
+    (root / ".env").write_text("HAND_MANAGED=1\n")
+    (root / ".env").chmod(0o600)
+    (root / ".env.aws").write_text("CRYPTOCOM_API_KEY=hand-key\n")
+    (root / ".env.aws").chmod(0o640)
+    (root / "secrets" / "sub").mkdir(parents=True)
+    (root / "secrets" / "exchange.pem").write_text("-----BEGIN FAKE-----\n")
+    (root / "secrets" / "exchange.pem").chmod(0o600)
+    (root / "secrets" / "sub" / "x").write_text("x")
+    (root / "secrets").chmod(0o700)
+    root.chmod(0o750)
+    (root / ".deploy.lock").write_text('{"token": "tok-mine"}')
+    return root
+
+
+def test_hand_managed_checkout_is_adopted(tmp_path, checkout):
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(checkout, built))
+    assert "failed" not in result, result.get("msg")
+    aside = result["adopted_from"]
+    assert aside.startswith(f"{checkout}.pre-ansible-") and aside[-1] == "Z"
+    assert any(w == f"adopted the hand-managed checkout: kept it aside at {aside} (its .env, "
+               ".env.aws, secrets/ copied to shared/)" for w in warnings_of(result))
+    # Nothing deleted: the old checkout is whole in the aside dir.
+    kept = os.listdir(aside)
+    assert {".git", "docker-compose.yml", ".env", ".env.aws", "secrets"} <= set(kept)
+    assert Path(aside, ".env").read_text() == "HAND_MANAGED=1\n"
+    # A fresh managed app_root, same mode and owner as the old one.
+    assert os.stat(checkout).st_mode & 0o777 == 0o750
+    assert sorted(os.listdir(checkout)) == [".deploy.lock", "releases", "shared"]
+    shared = checkout / "shared"
+    assert os.stat(shared).st_mode & 0o777 == 0o750
+    assert (shared / ".env").read_text() == "HAND_MANAGED=1\n"
+    assert os.stat(shared / ".env").st_mode & 0o777 == 0o600
+    assert os.stat(shared / ".env.aws").st_mode & 0o777 == 0o640
+    assert (shared / "secrets" / "exchange.pem").read_text() == "-----BEGIN FAKE-----\n"
+    assert os.stat(shared / "secrets" / "exchange.pem").st_mode & 0o777 == 0o600
+    assert os.stat(shared / "secrets").st_mode & 0o777 == 0o700
+    assert (shared / "secrets" / "sub" / "x").is_file()
+    # The release is unpacked in the new layout and sees the secrets through its link.
+    release = checkout / "releases" / built["release_id"]
+    assert os.readlink(release / "secrets") == "../../shared/secrets"
+    assert (release / "secrets" / "exchange.pem").is_file()
+    assert (release / ".env").read_text() == "HAND_MANAGED=1\n"
+    assert result["secrets_linked"] is True and result["unpacked"] is True
+    assert verify_tree(str(release), built["manifest"],
+                       (*release_unpack.DEFAULT_VERIFY_IGNORE, "secrets")) == []
+    # Our deploy lock moved along with the run.
+    assert (checkout / ".deploy.lock").read_text() == '{"token": "tok-mine"}'
+
+
+def test_second_run_after_adoption_changes_nothing(tmp_path, checkout):
+    built = make_archive(tmp_path)
+    run_module(release_unpack, args(checkout, built, remove_archive=False))
+    result = run_module(release_unpack, args(checkout, built))
+    assert result["changed"] is False and result["adopted_from"] is None
+    assert len([p for p in os.listdir(checkout.parent) if ".pre-ansible-" in p]) == 1
+
+
+def test_check_mode_reports_would_adopt_and_moves_nothing(tmp_path, checkout):
+    built = make_archive(tmp_path)
+    before = sorted(os.listdir(checkout))
+    result = run_module(release_unpack, args(checkout, built), check_mode=True)
+    assert result["would_adopt"] is True and result["adopted_from"] is None
+    assert result["changed"] is True
+    assert sorted(os.listdir(checkout)) == before
+    assert os.listdir(checkout.parent) == [checkout.name]
+
+
+def test_adopt_false_unpacks_into_the_checkout(tmp_path, checkout):
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(checkout, built, adopt=False))
+    assert result["adopted_from"] is None and result["unpacked"] is True
+    assert (checkout / "docker-compose.yml").is_file()
+    assert (checkout / "releases" / built["release_id"]).is_dir()
+    assert any("adopt is false" in w for w in warnings_of(result))
+
+
+def test_no_adoption_without_checkout_markers(tmp_path, app_root):
+    (app_root / "notes.txt").write_text("x")
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(app_root, built), check_mode=True)
+    assert result["would_adopt"] is False
+    result = run_module(release_unpack, args(app_root, built))
+    assert result["adopted_from"] is None
+    assert not [p for p in os.listdir(app_root.parent) if ".pre-ansible-" in p]
+
+
+def test_bad_archive_fails_before_adopting(tmp_path, checkout):
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(checkout, built, archive_sha256="0" * 64))
+    assert result["failed"] is True and "corrupt or partial" in result["msg"]
+    assert (checkout / "docker-compose.yml").is_file()
+    assert os.listdir(checkout.parent) == [checkout.name]
+
+
+def test_archive_inside_the_checkout_is_read_from_the_aside_dir(tmp_path, checkout):
+    built = make_archive(tmp_path)
+    inside = checkout / "incoming" / "release.tar.gz"
+    inside.parent.mkdir()
+    built["archive"].rename(inside)
+    built["archive"] = inside
+    result = run_module(release_unpack, args(checkout, built))
+    assert "failed" not in result, result.get("msg")
+    assert result["unpacked"] is True and result["archive_removed"] is True
+    assert not os.path.exists(os.path.join(result["adopted_from"], "incoming", "release.tar.gz"))
+
+
+def test_new_release_gets_secrets_link_when_shared_secrets_exists(tmp_path, app_root):
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(app_root, built))
+    assert result["secrets_linked"] is False
+    assert not os.path.lexists(app_root / "releases" / built["release_id"] / "secrets")
+    (app_root / "shared" / "secrets").mkdir()
+    # An existing, verified release lacking the link gets it (check mode: would).
+    result = run_module(release_unpack, args(app_root, built), check_mode=True)
+    assert result["changed"] is True and result["secrets_linked"] is True
+    assert not os.path.lexists(app_root / "releases" / built["release_id"] / "secrets")
+    result = run_module(release_unpack, args(app_root, built))
+    assert result["changed"] is True and result["secrets_linked"] is True
+    assert result["unpacked"] is False
+    link = app_root / "releases" / built["release_id"] / "secrets"
+    assert os.readlink(link) == "../../shared/secrets"
+    result = run_module(release_unpack, args(app_root, built))
+    assert result["changed"] is False and result["secrets_linked"] is False
+
+
+def test_fresh_unpack_with_shared_secrets_links_them(tmp_path, app_root):
+    (app_root / "shared" / "secrets").mkdir()
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(app_root, built))
+    release = app_root / "releases" / built["release_id"]
+    assert result["secrets_linked"] is True
+    assert os.readlink(release / "secrets") == "../../shared/secrets"
+    assert release_unpack.verify_existing(str(release)) == []
+
+
+def test_compose_override_does_not_break_verification(tmp_path, app_root):
+    built = make_archive(tmp_path)
+    run_module(release_unpack, args(app_root, built, remove_archive=False))
+    release = app_root / "releases" / built["release_id"]
+    (release / "docker-compose.deploy.yml").write_text("{}\n")
+    result = run_module(release_unpack, args(app_root, built))
+    assert result["changed"] is False
+
+
+def test_archive_shipping_secrets_is_rejected(tmp_path, app_root):
+    built = make_archive(tmp_path, extra=[(evil("secrets/key.pem"), b"k")])
+    result = run_module(release_unpack, args(app_root, built))
+    assert result["failed"] is True and "must not be shipped" in result["msg"]
+
+
+def test_failed_adoption_deletes_nothing(tmp_path, checkout, monkeypatch):
+    def no_space(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(release_unpack.shutil, "copytree", no_space)
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(checkout, built))
+    assert result["failed"] is True and "\n" not in result["msg"]
+    assert result["msg"].startswith(f"adopting the hand-managed checkout {checkout} failed: "
+                                    "No space left on device; ")
+    assert "nothing was deleted" in result["msg"]
+    aside = [p for p in os.listdir(checkout.parent) if ".pre-ansible-" in p]
+    assert len(aside) == 1
+    kept = checkout.parent / aside[0]
+    assert (kept / "secrets" / "exchange.pem").is_file() and (kept / ".env").is_file()
     assert built["archive"].exists()

@@ -17,6 +17,9 @@ from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import
 )
 
 PARTIAL_SUFFIX = ".partial"
+# A directory holding one of these (and no releases/) is a hand-managed checkout to adopt.
+ADOPTION_MARKERS = ("docker-compose.yml", ".git")
+ASIDE_INFIX = ".pre-ansible-"
 RELEASE_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}$")
 HASH_PREFIX_LEN = 12
 SUCCESS_RESULTS = frozenset({"ok", "success", "succeeded", "deployed", "rolled_back"})
@@ -159,3 +162,24 @@ def compute_plan(existing_release: str | None, current_release: str | None,
         "activate": activate,
     }
     return plan, reasons
+
+
+def needs_adoption(entries: list[str] | set[str] | None) -> bool:
+    """app_root entries (None when app_root does not exist) -> is it a hand-managed checkout?
+
+    It is when it has no ``releases/`` but has a compose file or a git checkout.
+    """
+    if entries is None:
+        return False
+    names = set(entries)
+    return "releases" not in names and any(m in names for m in ADOPTION_MARKERS)
+
+
+def aside_path(app_root: str, stamp: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """``<app_root>.pre-ansible-<stamp>`` (stamp: UTC %Y%m%dT%H%M%SZ); -2, -3... when taken."""
+    base = os.path.normpath(app_root) + ASIDE_INFIX + stamp
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate

@@ -1,20 +1,34 @@
 #!/usr/bin/python
 # Copyright: atp.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Read everything a deploy needs to know about the instance in one call, and plan the deploy."""
+"""Read everything a deploy needs to know about the instance in one call, plan the deploy, and
+take the deploy lock when the deploy will change something."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: release_state
-short_description: Read the release state of the instance and plan the deploy (read-only)
+short_description: Read the release state of the instance, plan the deploy, take the deploy lock
 description:
   - First remote call of a deploy. In one SSM session it checks the Docker engine, Compose v2
     (>= 2.18), free disk and the app_root layout, reads the releases, the C(current) symlink,
     the release image, the backend container(s), the containers publishing the backend port
     and the shared env files, and returns a plan.
-  - Never changes anything; C(changed) is always false.
+  - Never changes the releases, the images or the containers; C(changed) is always false, also
+    when it takes the deploy lock (the lock is bookkeeping of this run, released by
+    C(deploy_record) in the same run).
+  - "Deploy lock: when I(lock) is given, not in check mode, and the plan needs a change
+    (upload, env, build or activate) or I(lock_always) is true, it takes the lock file
+    I(lock_file) atomically (C(O_CREAT|O_EXCL)) writing C({token, holder, release, started}).
+    A lock with our own token is ours (re-entrant). A lock of another run is broken when
+    I(break_lock) (with a warning naming its holder), waited for up to I(lock_wait) seconds
+    (polled every second), else the task fails naming the holder, its start and its release."
+  - After waiting for (or breaking) another run's lock everything is read again, since that run
+    may have changed the instance; a failure then releases our lock before failing.
+  - A hand-managed checkout in app_root (no C(releases/), a C(docker-compose.yml) or C(.git))
+    is not an error; it is reported as C(adoption_needed) and the plan uploads (release_unpack
+    adopts it).
   - The plan is computed by the pure function
     C(ansible_collections.atp.deploy.plugins.module_utils.release_plan.compute_plan).
 version_added: "1.0.0"
@@ -55,8 +69,47 @@ options:
     description: Host port the backend publishes; more than one container on it is a warning.
     type: int
     default: 8002
+  lock:
+    description:
+      - The deploy lock to take; omitted = no locking.
+    type: dict
+    suboptions:
+      token:
+        description: Random string unique to this run; deploy_record releases only this token.
+        type: str
+        required: true
+      holder:
+        description: Who deploys (e.g. C(alice@laptop)); shown to whoever finds the lock held.
+        type: str
+        required: true
+      release:
+        description: What is deployed (release id or content hash prefix); shown likewise.
+        type: str
+        default: ""
+  lock_always:
+    description: Take the lock even when the plan needs no change (e.g. for a rollback).
+    type: bool
+    default: false
+  lock_wait:
+    description:
+      - Seconds to wait for a lock held by another run (polled every second); 0 fails at once.
+      - On SSM, C(ansible_aws_ssm_timeout) must exceed it.
+    type: int
+    default: 0
+  break_lock:
+    description:
+      - Remove a lock held by another run (its holder died) and take it; reported in
+        C(lock_broken) and a warning.
+    type: bool
+    default: false
+  lock_file:
+    description: The lock file; defaults to C(<app_root>/.deploy.lock).
+    type: path
 notes:
-  - Supports check mode (it never changes anything anyway).
+  - Supports check mode; it then never takes the lock (it reports a held one in
+    C(lock_holder)).
+  - When app_root is missing and the lock is taken, app_root is created (0755, owner and group
+    of its parent directory); an existing app_root is never chowned.
   - Runs C(docker info), C(docker compose version), C(docker image inspect), C(docker ps) and
     C(docker inspect) on the instance; needs root or the docker group.
 """
@@ -69,8 +122,13 @@ EXAMPLES = r"""
     env_digests:
       .env: "{{ atp_env_content | hash('sha256') }}"
       .env.aws: "{{ atp_env_aws_content | hash('sha256') }}"
+    lock:
+      token: "{{ atp_lock_token }}"
+      holder: "{{ lookup('env', 'USER') }}"
+      release: "{{ atp_release_content_hash[:12] }}"
+    lock_wait: "{{ deploy_lock_wait | default(0) }}"
+    break_lock: "{{ deploy_break_lock | default(false) }}"
   register: atp_state
-  check_mode: false
 
 - name: Upload the archive only when needed
   ansible.builtin.copy:
@@ -215,12 +273,66 @@ env_files:
   returned: success
   type: dict
   sample: {.env: true, .env.aws: false}
+adoption_needed:
+  description:
+    - app_root is a hand-managed checkout (no C(releases/), has C(docker-compose.yml) or
+      C(.git)); release_unpack will adopt it. C(plan.upload) is then true.
+  returned: success
+  type: bool
+lock_acquired:
+  description: This call holds the deploy lock now (taken, or already ours).
+  returned: success and when the lock is held by another run
+  type: bool
+lock:
+  description: Our lock record when lock_acquired, else null.
+  returned: success
+  type: dict
+  contains:
+    token:
+      description: This run's token.
+      type: str
+    holder:
+      description: Who deploys.
+      type: str
+    release:
+      description: What is deployed.
+      type: str
+    started:
+      description: When the lock was taken (UTC, ISO 8601).
+      type: str
+  sample:
+    token: 3k9x0q2m7d1c8v4b6n5a
+    holder: alice@laptop
+    release: 0123456789ab
+    started: "2026-11-24T10:15:00Z"
+lock_holder:
+  description:
+    - When this call did not take the lock (check mode, no I(lock), nothing to change), the
+      lock found on the instance, else null. On a failure because the lock is held, its holder.
+  returned: success and when the lock is held by another run
+  type: dict
+  contains:
+    holder:
+      description: Who holds it.
+      type: str
+    started:
+      description: Since when (UTC, ISO 8601).
+      type: str
+    release:
+      description: For which release.
+      type: str
+lock_broken:
+  description: The other run's lock broken by I(break_lock) ({holder, started, release}), or null.
+  returned: success
+  type: dict
 """
 
 import os  # noqa: E402
+import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
+    deploy_lock,
     docker_cmd,
     fsutil,
     proc,
@@ -282,6 +394,7 @@ class DockerReader:
     def __init__(self, module: AnsibleModule, docker: str):
         self.module = module
         self.docker = docker
+        self.fail = lambda msg: module.fail_json(msg=msg)
 
     def run(self, argv: list[str]) -> tuple[int, str, str]:
         return proc.run(argv, timeout=COMMAND_TIMEOUT)
@@ -290,8 +403,8 @@ class DockerReader:
         rc, out, err = self.run(docker_cmd.info(self.docker))
         version = docker_cmd.parse_server_version(out) if rc == 0 else None
         if not version:
-            self.module.fail_json(
-                msg="docker engine not reachable on the instance: `docker info` failed: "
+            self.fail(
+                "docker engine not reachable on the instance: `docker info` failed: "
                 f"{docker_cmd.first_line(err or out)}; start docker (systemctl start docker)"
             )
         return version
@@ -302,8 +415,8 @@ class DockerReader:
         if not docker_cmd.compose_version_ok(version):
             seen = docker_cmd.first_line(out) if rc == 0 else docker_cmd.first_line(err or out)
             want = ".".join(str(n) for n in docker_cmd.MIN_COMPOSE)
-            self.module.fail_json(
-                msg=f"docker compose v2 >= {want} required on the instance, "
+            self.fail(
+                f"docker compose v2 >= {want} required on the instance, "
                 f"`docker compose version` gave: {seen}; install the compose v2 plugin "
                 "(docker-compose-plugin or docker-compose >= 2.18)"
             )
@@ -316,8 +429,8 @@ class DockerReader:
     def containers(self) -> list[dict]:
         rc, out, err = self.run(docker_cmd.ps_all_ids(self.docker))
         if rc != 0:
-            self.module.fail_json(
-                msg=f"`docker ps` failed (exit {rc}): {docker_cmd.first_line(err or out)}; "
+            self.fail(
+                f"`docker ps` failed (exit {rc}): {docker_cmd.first_line(err or out)}; "
                 "check the docker engine (journalctl -u docker)"
             )
         ids = docker_cmd.parse_ids(out)
@@ -332,15 +445,21 @@ class DockerReader:
                 return []
             rc, out, err = self.run(docker_cmd.inspect(ids, self.docker))
         if rc != 0:
-            self.module.fail_json(
-                msg=f"`docker inspect` failed (exit {rc}): {docker_cmd.first_line(err or out)}; "
+            self.fail(
+                f"`docker inspect` failed (exit {rc}): {docker_cmd.first_line(err or out)}; "
                 "check the docker engine (journalctl -u docker)"
             )
         try:
             return docker_cmd.parse_inspect(out)
         except ValueError as exc:
-            self.module.fail_json(msg=f"{exc}; check the docker engine (journalctl -u docker)")
+            self.fail(f"{exc}; check the docker engine (journalctl -u docker)")
 
+
+LOCK_SPEC = {
+    "token": {"type": "str", "required": True, "no_log": False},
+    "holder": {"type": "str", "required": True},
+    "release": {"type": "str", "default": ""},
+}
 
 ARGUMENT_SPEC = {
     "app_root": {"type": "path", "default": "/home/ubuntu/automated-trading-platform"},
@@ -351,7 +470,149 @@ ARGUMENT_SPEC = {
     "service": {"type": "str", "default": "backend-aws"},
     "image_repo": {"type": "str", "default": "automated-trading-platform-backend-aws"},
     "port": {"type": "int", "default": 8002},
+    "lock": {"type": "dict", "options": LOCK_SPEC},
+    "lock_always": {"type": "bool", "default": False},
+    "lock_wait": {"type": "int", "default": 0},
+    "break_lock": {"type": "bool", "default": False},
+    "lock_file": {"type": "path"},
 }
+
+# Polling interval while waiting for another run's lock (tests shorten it).
+LOCK_POLL_SECONDS = 1.0
+
+
+def adoption_needed(app_root: str) -> bool:
+    """app_root is a hand-managed checkout (no releases/, a compose file or .git)."""
+    try:
+        entries = os.listdir(app_root)
+    except OSError:
+        return False
+    return release_plan.needs_adoption(entries)
+
+
+def read_state(p: dict, reader: DockerReader, content_hash: str, desired: dict) -> dict:
+    """Everything read on the instance, and the plan: the fields of the result."""
+    app_root = p["app_root"]
+    free = fsutil.free_mb(app_root)
+    if free < p["min_free_mb"]:
+        where = fsutil.nearest_existing_dir(app_root)
+        reader.fail(
+            f"not enough free disk at {where}: expected >= {p['min_free_mb']} MiB, "
+            f"found {free} MiB; prune old images (docker image prune -a) or old releases"
+        )
+
+    releases = read_releases(app_root)
+    current = release_plan.release_from_link(
+        fsutil.read_link_target(os.path.join(app_root, "current"))
+    )
+    current_path = os.path.join(app_root, "current")
+    warnings = []
+    if os.path.lexists(current_path) and current is None:
+        warnings.append(f"{current_path} exists but does not point at releases/<release_id>; "
+                        "the deploy will replace it")
+    existing = release_plan.find_existing_release(releases, content_hash, current)
+    previous = release_plan.previous_release(
+        read_log(os.path.join(app_root, "deploy.log")), releases, current
+    )
+
+    ref = docker_cmd.image_ref(p["image_repo"], existing) if existing else None
+    image_id = reader.image_id(ref) if ref else None
+
+    containers = reader.containers()
+    backend = docker_cmd.service_containers(containers, p["project_name"], p["service"])
+    backend_view = [
+        {k: c[k] for k in ("id", "name", "image", "image_id", "state", "running")}
+        for c in backend
+    ]
+    port_publishers = docker_cmd.publishers(containers, p["port"])
+    if len(port_publishers) > 1:
+        names = ", ".join(f"{c['name']} ({c['image']})" for c in port_publishers)
+        warnings.append(f"{len(port_publishers)} containers publish host port {p['port']}: "
+                        f"{names}; only one should (stop the stray one)")
+    if len([c for c in backend if c["running"]]) > 1:
+        warnings.append(f"more than one running container for {p['project_name']}/"
+                        f"{p['service']}")
+
+    env_files = read_env(os.path.join(app_root, "shared"), desired)
+    env_in_sync = all(env_files.values())
+    plan, reasons = release_plan.compute_plan(existing, current, image_id, backend, env_in_sync)
+    adopt = adoption_needed(app_root)
+    if adopt:
+        plan["upload"] = True
+        reasons.insert(0, f"{app_root} is a hand-managed checkout (no releases/): release_unpack "
+                          "adopts it (keeps it aside, carries .env, .env.aws, secrets/ over)")
+    return {
+        "plan": plan,
+        "plan_reasons": reasons,
+        "free_mb": free,
+        "releases": releases,
+        "current_release": current,
+        "previous_release": previous,
+        "existing_release": existing,
+        "image": {"ref": ref, "exists": image_id is not None, "id": image_id},
+        "containers": backend_view,
+        "port_publishers": port_publishers,
+        "env_in_sync": env_in_sync,
+        "env_files": env_files,
+        "adoption_needed": adopt,
+        "_warnings": warnings,
+    }
+
+
+def plan_changes(plan: dict) -> bool:
+    return any(plan.get(k) for k in ("upload", "env", "build", "activate"))
+
+
+def ensure_app_root(app_root: str) -> None:
+    """mkdir app_root (0755, owner and group of its parent) when missing; never chown it else."""
+    if os.path.isdir(app_root):
+        return
+    parent = os.stat(os.path.dirname(os.path.abspath(app_root)))
+    os.mkdir(app_root, 0o755)
+    os.chmod(app_root, 0o755)
+    os.chown(app_root, parent.st_uid, parent.st_gid)
+
+
+class LockTaker:
+    """Take the deploy lock: wait for it (bounded), break it when told to, fail naming it."""
+
+    def __init__(self, module: AnsibleModule, path: str, record: dict, wait: int,
+                 break_it: bool):
+        self.module = module
+        self.path = path
+        self.record = record
+        self.wait = wait
+        self.break_it = break_it
+        self.broken = None  # the lock we broke
+        self.contended = False  # someone else held it when we first looked
+
+    def acquire(self) -> dict:
+        started = time.monotonic()
+        deadline = started + self.wait
+        while True:
+            try:
+                acquired, lock = deploy_lock.try_acquire(self.path, self.record)
+            except OSError as exc:
+                self.module.fail_json(
+                    msg=f"cannot create the deploy lock {self.path}: {exc.strerror or exc}; "
+                    "expected to write it (become root), check permissions and disk")
+            if acquired:
+                return lock
+            self.contended = True
+            if self.break_it and self.broken is None:
+                if deploy_lock.break_lock(self.path, lock):
+                    self.broken = deploy_lock.public_view(lock)
+                    self.module.warn(
+                        f"broke the deploy lock of {lock['holder']} (since {lock['started']}, "
+                        f"release {lock['release']}) as asked with break_lock")
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                waited = self.wait
+                self.module.fail_json(msg=deploy_lock.held_message(lock, waited),
+                                      lock_holder=deploy_lock.public_view(lock),
+                                      lock_acquired=False)
+            time.sleep(min(LOCK_POLL_SECONDS, remaining))
 
 
 def main() -> None:
@@ -375,6 +636,14 @@ def main() -> None:
                 "fix env_digests"
             )
         desired[name] = str(digest).strip().lower()
+    lock_opt = p["lock"]
+    if lock_opt is not None and not (lock_opt.get("token") or "").strip():
+        module.fail_json(msg="lock.token must be a non-empty string unique to this run, got an "
+                         "empty one; pass the run's random deploy_lock_token")
+    if p["lock_wait"] < 0:
+        module.fail_json(msg=f"lock_wait must be >= 0 seconds, got {p['lock_wait']}; pass "
+                         "-e deploy_lock_wait=SECONDS")
+    lock_file = p["lock_file"] or os.path.join(app_root, deploy_lock.LOCK_NAME)
 
     problem = check_app_root(app_root)
     if problem:
@@ -390,64 +659,49 @@ def main() -> None:
     docker_version = reader.engine_version()
     compose_version = reader.compose_version()
 
-    free = fsutil.free_mb(app_root)
-    if free < p["min_free_mb"]:
-        where = fsutil.nearest_existing_dir(app_root)
-        module.fail_json(
-            msg=f"not enough free disk at {where}: expected >= {p['min_free_mb']} MiB, "
-            f"found {free} MiB; prune old images (docker image prune -a) or old releases"
-        )
+    state = read_state(p, reader, content_hash, desired)
 
-    releases = read_releases(app_root)
-    current = release_plan.release_from_link(
-        fsutil.read_link_target(os.path.join(app_root, "current"))
-    )
-    current_path = os.path.join(app_root, "current")
-    if os.path.lexists(current_path) and current is None:
-        module.warn(f"{current_path} exists but does not point at releases/<release_id>; "
-                    "the deploy will replace it")
-    existing = release_plan.find_existing_release(releases, content_hash, current)
-    previous = release_plan.previous_release(
-        read_log(os.path.join(app_root, "deploy.log")), releases, current
-    )
+    lock_result = {"lock_acquired": False, "lock": None, "lock_holder": None,
+                   "lock_broken": None}
+    take = (lock_opt is not None and not module.check_mode
+            and (p["lock_always"] or plan_changes(state["plan"])))
+    if take:
+        try:
+            ensure_app_root(app_root)
+        except OSError as exc:
+            module.fail_json(msg=f"cannot create app_root {app_root} for the deploy lock: "
+                             f"{exc.strerror or exc}; check permissions (become root)")
+        record = deploy_lock.new_record(lock_opt["token"], lock_opt["holder"],
+                                        lock_opt.get("release") or "")
+        taker = LockTaker(module, lock_file, record, p["lock_wait"], p["break_lock"])
+        lock = taker.acquire()
+        lock_result.update(lock_acquired=True, lock=lock, lock_broken=taker.broken)
+        if taker.contended:
+            # Another run held the lock: what it did may change the plan, read again. A failure
+            # now must not leave our lock behind.
+            def fail_and_unlock(msg: str) -> None:
+                deploy_lock.release_lock(lock_file, lock_opt["token"])
+                module.fail_json(msg=msg, lock_acquired=False)
 
-    ref = docker_cmd.image_ref(p["image_repo"], existing) if existing else None
-    image_id = reader.image_id(ref) if ref else None
+            reader.fail = fail_and_unlock
+            state = read_state(p, reader, content_hash, desired)
+    else:
+        held = deploy_lock.read_lock(lock_file)
+        lock_result["lock_holder"] = deploy_lock.public_view(held)
+        ours = held is not None and lock_opt is not None and held.get("token") == lock_opt["token"]
+        if held is not None and not ours:
+            state["_warnings"].append(
+                f"deploy lock {lock_file} is held by {held['holder']} since {held['started']} "
+                f"for release {held['release']}; this call did not take it")
 
-    containers = reader.containers()
-    backend = docker_cmd.service_containers(containers, p["project_name"], p["service"])
-    backend_view = [
-        {k: c[k] for k in ("id", "name", "image", "image_id", "state", "running")}
-        for c in backend
-    ]
-    port_publishers = docker_cmd.publishers(containers, p["port"])
-    if len(port_publishers) > 1:
-        names = ", ".join(f"{c['name']} ({c['image']})" for c in port_publishers)
-        module.warn(f"{len(port_publishers)} containers publish host port {p['port']}: {names}; "
-                    "only one should (stop the stray one)")
-    if len([c for c in backend if c["running"]]) > 1:
-        module.warn(f"more than one running container for {p['project_name']}/{p['service']}")
-
-    env_files = read_env(os.path.join(app_root, "shared"), desired)
-    env_in_sync = all(env_files.values())
-    plan, reasons = release_plan.compute_plan(existing, current, image_id, backend, env_in_sync)
-
+    for warning in state.pop("_warnings"):
+        module.warn(warning)
     module.exit_json(
         changed=False,
-        plan=plan,
-        plan_reasons=reasons,
         docker_version=docker_version,
         compose_version=compose_version,
-        free_mb=free,
-        releases=releases,
-        current_release=current,
-        previous_release=previous,
-        existing_release=existing,
-        image={"ref": ref, "exists": image_id is not None, "id": image_id},
-        containers=backend_view,
-        port_publishers=port_publishers,
-        env_in_sync=env_in_sync,
-        env_files=env_files,
+        **state,
+        **lock_result,
     )
 
 

@@ -1,0 +1,1 @@
+"""Operator tools for the automated-trading-platform deploy (run from bin/)."""
