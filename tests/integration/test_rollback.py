@@ -1,0 +1,96 @@
+"""rollback.yml, release listing and retention, over SSM on the first sandbox instance."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAMPLE, playbook
+
+CONTAINER = "atp-sandbox-i-08726dc37133b2454"
+APP = "/home/ubuntu/automated-trading-platform"
+
+
+def on_instance(*cmd: str) -> str:
+    return subprocess.run(["docker", "exec", CONTAINER, *cmd], capture_output=True, text=True,
+                          timeout=60).stdout.strip()
+
+
+def current() -> str:
+    return on_instance("readlink", f"{APP}/current").removeprefix("releases/")
+
+
+def variant(tmp: Path, name: str) -> Path:
+    dest = tmp / name
+    shutil.copytree(SAMPLE, dest)
+    with open(dest / "backend/app/__init__.py", "a", encoding="utf-8") as handle:
+        handle.write(f"# {name} {time.time()}\n")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def two_releases(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rollback")
+    ids = []
+    for name in ("release-a", "release-b"):
+        proc = playbook("deploy.yml", "-e", f"backend_src_dir={variant(tmp, name)}")
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        ids.append(current())
+    return tmp, ids
+
+
+def test_list_shows_releases_and_changes_nothing(two_releases):
+    _, (a, b) = two_releases
+    proc = playbook("playbooks/rollback.yml", "-e", "rollback_list=true")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert a in proc.stdout and b in proc.stdout
+    assert current() == b
+
+
+def test_unknown_release_is_a_clear_error_that_changes_nothing(two_releases):
+    _, (_a, b) = two_releases
+    proc = playbook("playbooks/rollback.yml", "-e", "rollback_to=20200101T000000Z-000000000000")
+    assert proc.returncode != 0
+    assert "unknown release 20200101T000000Z-000000000000" in proc.stdout
+    assert current() == b
+    assert not on_instance("ls", f"{APP}/.deploy.lock")
+
+
+def test_rollback_to_previous_then_to_a_named_release(two_releases):
+    _, (a, b) = two_releases
+    proc = playbook("playbooks/rollback.yml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert current() == a
+    assert on_instance("curl", "-s", "http://127.0.0.1:8002/api/health").startswith(
+        '{"status":"ok"')
+    image = on_instance("docker", "inspect", "-f", "{{.Config.Image}}",
+                        "automated-trading-platform-backend-aws-1")
+    assert image.endswith(":" + a)
+    last = json.loads(on_instance("tail", "-n1", f"{APP}/deploy.log"))
+    assert (last["result"], last["release"]) == ("rolled_back", a)
+    proc = playbook("playbooks/rollback.yml", "-e", f"rollback_to={b}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert current() == b
+
+
+def test_retention_keeps_the_newest_and_never_the_active_or_previous(two_releases):
+    tmp, (_a, b) = two_releases
+    proc = playbook("deploy.yml", "-e", f"backend_src_dir={variant(tmp, 'release-c')}",
+                    "-e", "deploy_keep_releases=2")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    releases = on_instance("ls", f"{APP}/releases").split()
+    assert releases == sorted([b, current()])
+    tags = on_instance("docker", "images", "--format", "{{.Tag}}",
+                       "automated-trading-platform-backend-aws").split()
+    assert sorted(tags) == sorted(releases)
+
+
+def test_keep_releases_below_two_is_rejected_before_the_instance(two_releases, events):
+    proc = playbook("deploy.yml", "-e", "deploy_keep_releases=1")
+    assert proc.returncode != 0 and "at least 2" in proc.stdout
+    assert events.sessions() == 0
