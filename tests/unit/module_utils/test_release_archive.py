@@ -14,32 +14,26 @@ import pytest
 from ansible_collections.atp.deploy.plugins.module_utils import release_archive as ra
 from ansible_collections.atp.deploy.plugins.module_utils import release_manifest as rm
 
-
-def _write(root: Path, rel: str, data: bytes = b"x", mode: int = 0o644) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    path.chmod(mode)
-    return path
+from .tree_files import write_file
 
 
 @pytest.fixture
 def src(tmp_path: Path) -> Path:
     root = tmp_path / "src"
-    _write(root, "docker-compose.yml", b"services: {}\n")
-    _write(root, "backend/app/main.py", b"app = None\n")
-    _write(root, "backend/app/api/routes_portfolio.py", b"router = None\n")
-    _write(root, "backend/run.sh", b"#!/bin/sh\nexec uvicorn\n", 0o755)
-    _write(root, ".env.example", b"EXCHANGE_CUSTOM_API_KEY=\n")
-    _write(root, ".env", b"EXCHANGE_CUSTOM_API_KEY=secret\n")
-    _write(root, ".env.prod", b"X=1\n")
-    _write(root, "backend/app/__pycache__/main.cpython-311.pyc", b"\0")
-    _write(root, "backend/app/api/old.pyc", b"\0")
-    _write(root, "backend/.venv/bin/python", b"")
-    _write(root, "frontend/node_modules/x/index.js", b"")
-    _write(root, "secrets/key.pem", b"KEY")
-    _write(root, "backend/.main.py.swp", b"")
-    _write(root, ".DS_Store", b"")
+    write_file(root, "docker-compose.yml", b"services: {}\n")
+    write_file(root, "backend/app/main.py", b"app = None\n")
+    write_file(root, "backend/app/api/routes_portfolio.py", b"router = None\n")
+    write_file(root, "backend/run.sh", b"#!/bin/sh\nexec uvicorn\n", 0o755)
+    write_file(root, ".env.example", b"EXCHANGE_CUSTOM_API_KEY=\n")
+    write_file(root, ".env", b"EXCHANGE_CUSTOM_API_KEY=secret\n")
+    write_file(root, ".env.prod", b"X=1\n")
+    write_file(root, "backend/app/__pycache__/main.cpython-311.pyc", b"\0")
+    write_file(root, "backend/app/api/old.pyc", b"\0")
+    write_file(root, "backend/.venv/bin/python", b"")
+    write_file(root, "frontend/node_modules/x/index.js", b"")
+    write_file(root, "secrets/key.pem", b"KEY")
+    write_file(root, "backend/.main.py.swp", b"")
+    write_file(root, ".DS_Store", b"")
     return root
 
 
@@ -92,9 +86,9 @@ def test_select_files_custom_excludes(src: Path) -> None:
 def test_select_files_git(src: Path, git) -> None:
     git(src, "init", "-q")
     (src / ".gitignore").write_text("ignored.txt\nbuild/\n")
-    _write(src, "ignored.txt")
-    _write(src, "build/out.py")
-    _write(src, "backend/app/gone.py")
+    write_file(src, "ignored.txt")
+    write_file(src, "build/out.py")
+    write_file(src, "backend/app/gone.py")
     git(src, "add", ".gitignore", "docker-compose.yml", "backend/app/main.py")
     git(src, "add", "backend/app/gone.py")
     git(src, "add", "-f", ".env")  # tracked by mistake: still never shipped
@@ -106,13 +100,13 @@ def test_select_files_git(src: Path, git) -> None:
 
 def test_select_files_git_subdir_root(tmp_path: Path, git) -> None:
     repo = tmp_path / "repo"
-    _write(repo, "outside.txt")
-    _write(repo, "app/docker-compose.yml")
-    _write(repo, "app/backend/app/main.py")
+    write_file(repo, "outside.txt")
+    write_file(repo, "app/docker-compose.yml")
+    write_file(repo, "app/backend/app/main.py")
     git(repo, "init", "-q")
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "init")
-    _write(repo, "app/backend/new.py")
+    write_file(repo, "app/backend/new.py")
     assert ra.select_files(str(repo / "app")) == [
         "backend/app/main.py",
         "backend/new.py",
@@ -122,11 +116,11 @@ def test_select_files_git_subdir_root(tmp_path: Path, git) -> None:
 
 def test_select_files_nested_repo(tmp_path: Path, git) -> None:
     outer = tmp_path / "outer"
-    _write(outer, "docker-compose.yml")
+    write_file(outer, "docker-compose.yml")
     git(outer, "init", "-q")
     inner = outer / "backend"
-    _write(inner, "app/main.py")
-    _write(inner, "ignored.log")
+    write_file(inner, "app/main.py")
+    write_file(inner, "ignored.log")
     (inner / ".gitignore").write_text("*.log\n")
     git(inner, "init", "-q")
     assert ra.select_files(str(outer)) == [
@@ -137,7 +131,7 @@ def test_select_files_nested_repo(tmp_path: Path, git) -> None:
 
 
 def test_symlink_outside_refused(src: Path, tmp_path: Path) -> None:
-    _write(tmp_path, "elsewhere.py")
+    write_file(tmp_path, "elsewhere.py")
     (src / "backend/app/linked.py").symlink_to(tmp_path / "elsewhere.py")
     with pytest.raises(ra.ReleaseArchiveError, match=r"symlink backend/app/linked\.py points "
                        r"outside the source tree"):
@@ -145,7 +139,7 @@ def test_symlink_outside_refused(src: Path, tmp_path: Path) -> None:
 
 
 def test_symlink_dotdot_escape_refused(src: Path, tmp_path: Path) -> None:
-    _write(tmp_path, "elsewhere.py")
+    write_file(tmp_path, "elsewhere.py")
     (src / "backend/esc.py").symlink_to("../../elsewhere.py")
     with pytest.raises(ra.ReleaseArchiveError, match=r"backend/esc\.py"):
         ra.select_files(str(src))
@@ -180,7 +174,7 @@ def test_select_files_missing_root(tmp_path: Path) -> None:
 
 
 def test_stale_manifest_in_source_is_not_shipped(src: Path) -> None:
-    _write(src, rm.MANIFEST_NAME, b"{}")
+    write_file(src, rm.MANIFEST_NAME, b"{}")
     assert rm.MANIFEST_NAME not in ra.select_files(str(src))
 
 

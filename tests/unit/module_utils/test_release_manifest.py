@@ -11,21 +11,15 @@ from pathlib import Path
 import pytest
 from ansible_collections.atp.deploy.plugins.module_utils import release_manifest as rm
 
-
-def _write(root: Path, rel: str, data: bytes = b"x", mode: int = 0o644) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    path.chmod(mode)
-    return path
+from .tree_files import write_file
 
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "tree"
-    _write(root, "docker-compose.yml", b"services: {}\n")
-    _write(root, "backend/app/main.py", b"print('hi')\n")
-    _write(root, "backend/entrypoint.sh", b"#!/bin/sh\n", 0o755)
+    write_file(root, "docker-compose.yml", b"services: {}\n")
+    write_file(root, "backend/app/main.py", b"print('hi')\n")
+    write_file(root, "backend/entrypoint.sh", b"#!/bin/sh\n", 0o755)
     return root
 
 
@@ -40,7 +34,7 @@ def test_constants() -> None:
 
 def test_file_entry_hash_size_mode(tmp_path: Path) -> None:
     data = os.urandom(2 * 1024 * 1024 + 123)  # more than one 1 MiB chunk
-    path = _write(tmp_path, "big.bin", data)
+    path = write_file(tmp_path, "big.bin", data)
     assert rm.file_entry(str(path)) == {
         "sha256": hashlib.sha256(data).hexdigest(),
         "mode": 0o644,
@@ -53,7 +47,7 @@ def test_file_entry_hash_size_mode(tmp_path: Path) -> None:
     [(0o600, 0o644), (0o644, 0o644), (0o700, 0o755), (0o744, 0o755), (0o645, 0o755)],
 )
 def test_file_entry_mode_normalized(tmp_path: Path, mode: int, expected: int) -> None:
-    path = _write(tmp_path, "f", b"", mode)
+    path = write_file(tmp_path, "f", b"", mode)
     assert rm.file_entry(str(path))["mode"] == expected
 
 
@@ -84,16 +78,16 @@ def test_content_hash_changes_with_content_and_mode(tree: Path) -> None:
 
 def test_verify_tree_ok_and_ignores_env(tree: Path) -> None:
     manifest = _manifest(tree)
-    _write(tree, ".env", b"SECRET='x'\n")
-    _write(tree, ".env.aws", b"AWS='x'\n")
-    _write(tree, rm.MANIFEST_NAME, b"{}")
+    write_file(tree, ".env", b"SECRET='x'\n")
+    write_file(tree, ".env.aws", b"AWS='x'\n")
+    write_file(tree, rm.MANIFEST_NAME, b"{}")
     assert rm.verify_tree(str(tree), manifest) == []
 
 
 def test_verify_tree_missing_extra_changed_mode(tree: Path) -> None:
     manifest = _manifest(tree)
     (tree / "docker-compose.yml").unlink()
-    _write(tree, "backend/app/stray.py", b"")
+    write_file(tree, "backend/app/stray.py", b"")
     (tree / "backend/app/main.py").write_bytes(b"print('changed')\n")
     (tree / "backend/entrypoint.sh").chmod(0o644)
     problems = rm.verify_tree(str(tree), manifest)
@@ -109,7 +103,7 @@ def test_verify_tree_missing_extra_changed_mode(tree: Path) -> None:
 
 def test_verify_tree_custom_ignore(tree: Path) -> None:
     manifest = _manifest(tree)
-    _write(tree, ".env", b"")
+    write_file(tree, ".env", b"")
     assert rm.verify_tree(str(tree), manifest, ignore=()) == ["extra file: .env"]
 
 

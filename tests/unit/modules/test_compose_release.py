@@ -16,19 +16,6 @@ PROJECT = "automated-trading-platform"
 
 
 @pytest.fixture
-def docker(tmp_path, monkeypatch):
-    return FakeDocker(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def app_root(tmp_path):
-    root = tmp_path / "app"
-    (root / "releases").mkdir(parents=True)
-    (root / "shared").mkdir()
-    return root
-
-
-@pytest.fixture
 def releases(app_root):
     old = install_release(app_root, {"docker-compose.yml": "old\n"}, "2026-11-01T00:00:00",
                           current=True)

@@ -7,11 +7,9 @@ import os
 import time
 from datetime import UTC, datetime
 
-import pytest
 from ansible_collections.atp.deploy.plugins.modules import deploy_record
 
 from .module_runner import (
-    FakeDocker,
     doc_spec_problems,
     install_release,
     run_module,
@@ -89,19 +87,6 @@ def test_missing_directory_and_directory_log(tmp_path):
 
 REPO = "automated-trading-platform-backend-aws"
 TOKEN = "tok-mine"
-
-
-@pytest.fixture
-def docker(tmp_path, monkeypatch):
-    return FakeDocker(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def app_root(tmp_path):
-    root = tmp_path / "app"
-    (root / "releases").mkdir(parents=True)
-    (root / "shared").mkdir()
-    return root
 
 
 def take_lock(app_root, token=TOKEN, holder="alice@laptop") -> dict:

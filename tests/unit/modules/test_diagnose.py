@@ -74,14 +74,6 @@ def docker(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def app_root(tmp_path):
-    root = tmp_path / "app"
-    (root / "releases").mkdir(parents=True)
-    (root / "shared").mkdir()
-    return root
-
-
-@pytest.fixture
 def backend_src(tmp_path):
     pytest.importorskip("fastapi")
     dest = tmp_path / "backend-src"

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from ansible_collections.atp.deploy.plugins.modules import release_history
 
 from .module_runner import (
-    FakeDocker,
     doc_spec_problems,
     install_release,
     run_module,
@@ -17,19 +15,6 @@ from .module_runner import (
 
 REPO = "automated-trading-platform-backend-aws"
 HINT = "list them with ansible-playbook playbooks/rollback.yml -e rollback_list=true"
-
-
-@pytest.fixture
-def docker(tmp_path, monkeypatch):
-    return FakeDocker(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def app_root(tmp_path):
-    root = tmp_path / "app"
-    (root / "releases").mkdir(parents=True)
-    (root / "shared").mkdir()
-    return root
 
 
 def history(app_root, **extra) -> dict:

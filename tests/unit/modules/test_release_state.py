@@ -22,19 +22,6 @@ REPO = "automated-trading-platform-backend-aws"
 READ_ONLY = {"info", "ps", "inspect", ("compose", "version"), ("image", "inspect")}
 
 
-@pytest.fixture
-def docker(tmp_path, monkeypatch):
-    return FakeDocker(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def app_root(tmp_path):
-    root = tmp_path / "app"
-    (root / "releases").mkdir(parents=True)
-    (root / "shared").mkdir()
-    return root
-
-
 def content_hash_of(rid: str) -> str:
     return rid[-12:] + "0" * 52
 

@@ -141,6 +141,7 @@ import os  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     docker_cmd,
+    docker_read,
     fsutil,
     proc,
     release_plan,
@@ -163,26 +164,14 @@ class Docker:
         self.service = service
 
     def image_id(self, ref: str) -> str | None:
-        rc, out, _err = proc.run(docker_cmd.image_id(ref, self.docker), timeout=READ_TIMEOUT)
-        return docker_cmd.parse_image_id(rc, out)
+        return docker_read.image_id(self.docker, ref, READ_TIMEOUT)
 
     def service_containers(self) -> list[dict]:
-        argv = docker_cmd.ps_service_ids(self.project, self.service, self.docker)
-        rc, out, err = proc.run(argv, timeout=READ_TIMEOUT)
-        if rc != 0:
-            self.fail(f"`docker ps` failed (exit {rc}): {docker_cmd.first_line(err or out)}; "
-                      "check the docker engine (journalctl -u docker)")
-        ids = docker_cmd.parse_ids(out)
-        if not ids:
-            return []
-        rc, out, err = proc.run(docker_cmd.inspect(ids, self.docker), timeout=READ_TIMEOUT)
-        if rc != 0:
-            self.fail(f"`docker inspect` failed (exit {rc}): "
-                      f"{docker_cmd.first_line(err or out)}; check the docker engine")
         try:
-            return docker_cmd.parse_inspect(out)
-        except ValueError as exc:
-            self.fail(f"{exc}; check the docker engine (journalctl -u docker)")
+            return docker_read.containers(self.docker, READ_TIMEOUT, self.project, self.service)
+        except docker_read.DockerReadError as exc:
+            hint = "" if exc.stage == "inspect" else " (journalctl -u docker)"
+            self.fail(f"{exc}; check the docker engine{hint}")
 
     def fail(self, msg: str) -> None:
         self.module.fail_json(msg=msg, **self.result)

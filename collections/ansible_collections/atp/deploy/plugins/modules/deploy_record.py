@@ -122,11 +122,9 @@ from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     docker_cmd,
     fsutil,
     proc,
+    release_dirs,
     release_plan,
     retention,
-)
-from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
-    MANIFEST_NAME,
 )
 
 DOCKER_TIMEOUT = 120
@@ -141,17 +139,7 @@ def build_record(record: dict, now: datetime) -> dict:
 def scan_releases(releases_dir: str) -> tuple[list[dict], list[tuple[str, float]]]:
     """(release dirs as describe_release_dir entries, [(partial dir name, mtime)])."""
     found, partials = [], []
-    try:
-        entries = list(os.scandir(releases_dir))
-    except FileNotFoundError:
-        return [], []
-    for entry in entries:
-        if not entry.is_dir(follow_symlinks=False):
-            continue
-        has_manifest = os.path.isfile(os.path.join(entry.path, MANIFEST_NAME))
-        described = release_plan.describe_release_dir(entry.name, has_manifest)
-        if described is None:
-            continue
+    for entry, described in release_dirs.release_entries(releases_dir):
         found.append(described)
         if described["partial"]:
             partials.append((entry.name, entry.stat(follow_symlinks=False).st_mtime))

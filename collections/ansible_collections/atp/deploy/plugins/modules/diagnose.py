@@ -12,6 +12,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.atp.deploy.plugins.module_utils import (
     diagnosis,
     docker_cmd,
+    docker_read,
     fsutil,
     proc,
     release_plan,
@@ -302,29 +303,13 @@ class Docker:
         return proc.run(argv, timeout=self.timeout, merge_stderr=merge)
 
     def containers(self) -> tuple[list[dict], str | None]:
-        rc, out, err = self.run(docker_cmd.ps_all_ids(self.docker))
-        if rc != 0:
-            return [], f"`docker ps` failed (exit {rc}): {docker_cmd.first_line(err or out)}"
-        ids = docker_cmd.parse_ids(out)
-        if not ids:
-            return [], None
-        rc, out, err = self.run(docker_cmd.inspect(ids, self.docker))
-        if rc != 0:  # one vanished between ps and inspect: ask again once
-            rc, out, err = self.run(docker_cmd.ps_all_ids(self.docker))
-            ids = docker_cmd.parse_ids(out) if rc == 0 else []
-            if not ids:
-                return [], None
-            rc, out, err = self.run(docker_cmd.inspect(ids, self.docker))
-        if rc != 0:
-            return [], f"`docker inspect` failed (exit {rc}): {docker_cmd.first_line(err or out)}"
         try:
-            return docker_cmd.parse_inspect(out), None
-        except ValueError as exc:
+            return docker_read.containers(self.docker, self.timeout, retry_vanished=True), None
+        except docker_read.DockerReadError as exc:
             return [], str(exc)
 
     def image_id(self, ref: str) -> str | None:
-        rc, out, _err = self.run(docker_cmd.image_id(ref, self.docker))
-        return docker_cmd.parse_image_id(rc, out)
+        return docker_read.image_id(self.docker, ref, self.timeout)
 
     def routes(self, container: str, app_import: str) -> dict:
         module_name, _, attr = app_import.partition(":")

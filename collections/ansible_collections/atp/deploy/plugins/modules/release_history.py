@@ -126,41 +126,15 @@ import os  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     docker_cmd,
+    docker_read,
     fsutil,
     history,
     proc,
+    release_dirs,
     release_plan,
-)
-from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
-    MANIFEST_NAME,
 )
 
 COMMAND_TIMEOUT = 60
-
-
-def read_releases(app_root: str) -> list[dict]:
-    releases_dir = os.path.join(app_root, "releases")
-    try:
-        entries = list(os.scandir(releases_dir))
-    except FileNotFoundError:
-        return []
-    found = []
-    for entry in entries:
-        if not entry.is_dir(follow_symlinks=False):
-            continue
-        has_manifest = os.path.isfile(os.path.join(entry.path, MANIFEST_NAME))
-        described = release_plan.describe_release_dir(entry.name, has_manifest)
-        if described:
-            found.append(described)
-    return found
-
-
-def read_log(path: str) -> list[dict]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return release_plan.parse_deploy_log(handle.read())
-    except OSError:
-        return []
 
 
 def inspect_images(module: AnsibleModule, docker: str, refs: list[str]) -> dict:
@@ -178,9 +152,7 @@ def inspect_images(module: AnsibleModule, docker: str, refs: list[str]) -> dict:
         if len(lines) > sum(1 for v in mapped.values() if v):
             # Found images whose tags read differently (e.g. a registry prefix): ask per tag.
             for ref in [r for r, v in mapped.items() if v is None]:
-                rc, out, _err = proc.run(docker_cmd.image_id(ref, docker),
-                                         timeout=COMMAND_TIMEOUT)
-                mapped[ref] = docker_cmd.parse_image_id(rc, out)
+                mapped[ref] = docker_read.image_id(docker, ref, COMMAND_TIMEOUT)
         found.update(mapped)
     return found
 
@@ -203,10 +175,10 @@ def main() -> None:
         module.fail_json(msg=f"app_root {app_root} is not a directory, expected a deployed "
                          "instance; deploy first (playbooks/deploy.yml) or set app_root")
 
-    releases = read_releases(app_root)
+    releases = release_dirs.read_releases(app_root)
     current = release_plan.release_from_link(
         fsutil.read_link_target(os.path.join(app_root, "current")))
-    records = read_log(os.path.join(app_root, "deploy.log"))
+    records = release_dirs.read_deploy_log(os.path.join(app_root, "deploy.log"))
 
     refs = sorted({docker_cmd.image_ref(repo, r["id"]) for r in releases if not r["partial"]})
     image_ids: dict = {}

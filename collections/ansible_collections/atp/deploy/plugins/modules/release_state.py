@@ -334,12 +334,11 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     deploy_lock,
     docker_cmd,
+    docker_read,
     fsutil,
     proc,
+    release_dirs,
     release_plan,
-)
-from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
-    MANIFEST_NAME,
 )
 
 COMMAND_TIMEOUT = 60
@@ -359,35 +358,12 @@ def check_app_root(app_root: str) -> str | None:
     return None
 
 
-def read_releases(app_root: str) -> list[dict]:
-    releases_dir = os.path.join(app_root, "releases")
-    if not os.path.isdir(releases_dir):
-        return []
-    found = []
-    for entry in os.scandir(releases_dir):
-        if not entry.is_dir(follow_symlinks=False):
-            continue
-        has_manifest = os.path.isfile(os.path.join(entry.path, MANIFEST_NAME))
-        described = release_plan.describe_release_dir(entry.name, has_manifest)
-        if described:
-            found.append(described)
-    return sorted(found, key=lambda r: (r["id"], r["partial"]))
-
-
 def read_env(shared: str, desired: dict) -> dict:
     actual = {}
     for name in desired:
         path = os.path.join(shared, name)
         actual[name] = fsutil.sha256_file(path) if os.path.isfile(path) else None
     return release_plan.env_status(desired, actual)
-
-
-def read_log(path: str) -> list[dict]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return release_plan.parse_deploy_log(handle.read())
-    except OSError:
-        return []
 
 
 class DockerReader:
@@ -423,35 +399,12 @@ class DockerReader:
         return ".".join(str(n) for n in version)
 
     def image_id(self, ref: str) -> str | None:
-        rc, out, _err = self.run(docker_cmd.image_id(ref, self.docker))
-        return docker_cmd.parse_image_id(rc, out)
+        return docker_read.image_id(self.docker, ref, COMMAND_TIMEOUT)
 
     def containers(self) -> list[dict]:
-        rc, out, err = self.run(docker_cmd.ps_all_ids(self.docker))
-        if rc != 0:
-            self.fail(
-                f"`docker ps` failed (exit {rc}): {docker_cmd.first_line(err or out)}; "
-                "check the docker engine (journalctl -u docker)"
-            )
-        ids = docker_cmd.parse_ids(out)
-        if not ids:
-            return []
-        rc, out, err = self.run(docker_cmd.inspect(ids, self.docker))
-        if rc != 0:
-            # A container may vanish between ps and inspect; retry once with fresh ids.
-            rc, out, err = self.run(docker_cmd.ps_all_ids(self.docker))
-            ids = docker_cmd.parse_ids(out) if rc == 0 else []
-            if not ids:
-                return []
-            rc, out, err = self.run(docker_cmd.inspect(ids, self.docker))
-        if rc != 0:
-            self.fail(
-                f"`docker inspect` failed (exit {rc}): {docker_cmd.first_line(err or out)}; "
-                "check the docker engine (journalctl -u docker)"
-            )
         try:
-            return docker_cmd.parse_inspect(out)
-        except ValueError as exc:
+            return docker_read.containers(self.docker, COMMAND_TIMEOUT, retry_vanished=True)
+        except docker_read.DockerReadError as exc:
             self.fail(f"{exc}; check the docker engine (journalctl -u docker)")
 
 
@@ -501,7 +454,7 @@ def read_state(p: dict, reader: DockerReader, content_hash: str, desired: dict) 
             f"found {free} MiB; prune old images (docker image prune -a) or old releases"
         )
 
-    releases = read_releases(app_root)
+    releases = release_dirs.read_releases(app_root)
     current = release_plan.release_from_link(
         fsutil.read_link_target(os.path.join(app_root, "current"))
     )
@@ -512,7 +465,7 @@ def read_state(p: dict, reader: DockerReader, content_hash: str, desired: dict) 
                         "the deploy will replace it")
     existing = release_plan.find_existing_release(releases, content_hash, current)
     previous = release_plan.previous_release(
-        read_log(os.path.join(app_root, "deploy.log")), releases, current
+        release_dirs.read_deploy_log(os.path.join(app_root, "deploy.log")), releases, current
     )
 
     ref = docker_cmd.image_ref(p["image_repo"], existing) if existing else None
