@@ -58,7 +58,9 @@ def _mmdebstrap_import(suite: str, packages: list[str], tag: str) -> None:
     if not shutil.which("mmdebstrap"):
         if os.geteuid() != 0:
             raise SandboxError("mmdebstrap missing: apt-get install mmdebstrap (needs root)")
-        subprocess.run(["apt-get", "install", "-y", "-qq", "mmdebstrap"], check=True,
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "mmdebstrap"], check=True, env=env,
                        stdout=subprocess.DEVNULL)
     mirror = debian_mirror()
     cmd = ["mmdebstrap", "--quiet", "--variant=apt", "--include=" + ",".join(packages),
