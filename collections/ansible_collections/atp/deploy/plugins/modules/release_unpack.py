@@ -40,9 +40,16 @@ options:
     type: path
     default: /home/ubuntu/automated-trading-platform
   archive:
-    description: Path of the uploaded tar.gz on the instance (first member is the manifest).
+    description:
+      - Path of the uploaded tar.gz on the instance (first member is the manifest).
+      - Set by the action plugin when O(src) is given.
     type: path
     required: true
+  src:
+    description:
+      - Release archive on the controller. The action plugin uploads it into the task's remote
+        tmp dir and unpacks it in the same task (one SSM session instead of two).
+    type: path
   archive_sha256:
     description: Expected sha256 hex of the archive file.
     type: str
@@ -278,6 +285,8 @@ def moved_path(path: str, old_root: str, new_root: str) -> str:
 ARGUMENT_SPEC = {
     "app_root": {"type": "path", "default": "/home/ubuntu/automated-trading-platform"},
     "archive": {"type": "path", "required": True},
+    # Handled by the action plugin (upload in the same task); never reaches the module.
+    "src": {"type": "path"},
     "archive_sha256": {"type": "str", "required": True},
     "release_id": {"type": "str", "required": True},
     "owner": {"type": "str", "default": "ubuntu"},
