@@ -60,7 +60,10 @@ def up(count: int, paths: Paths | None = None) -> dict:
     images.backend_base_image()
     isolation = ["--privileged"] if privileged_works(image) else list(CAPSET_FLAGS)
     state = load_state(paths)
-    for instance_id in instance_ids(count):
+    # Instances started earlier stay up (and get their new pids): fewer now means "at least".
+    wanted = instance_ids(count)
+    wanted += [known for known in state["instances"] if known not in wanted]
+    for instance_id in wanted:
         state["instances"][instance_id] = start(instance_id, image, isolation)
         state["isolation"] = "privileged" if "--privileged" in isolation else "capset"
         save_state(state, paths)

@@ -103,8 +103,8 @@ def inspect_json() -> str:
          "Config": {"Image": "old:latest", "Labels": None},
          "State": {"Status": "running", "Running": True},
          "NetworkSettings": {"Ports": {"8000/tcp": [{"HostPort": "8002"}]}}},
-        {"Id": "c3", "Name": "/db", "Image": "sha256:pg", "Config": {},
-         "State": {"Status": "exited", "Running": False}, "NetworkSettings": {}},
+        {"Id": "c3", "Name": "/db", "Image": "sha256:pg", "Config": {}, "RestartCount": 3,
+         "State": {"Status": "exited", "Running": False, "ExitCode": 1}, "NetworkSettings": {}},
     ])
 
 
@@ -113,8 +113,9 @@ def test_parse_inspect_and_filters():
     assert containers[0] == {
         "id": "c1", "name": "atp-backend-aws-1", "image": "repo:rel", "image_id": "sha256:img",
         "state": "running", "running": True, "project": "atp", "service": "backend-aws",
-        "host_ports": [8002]}
+        "host_ports": [8002], "restart_count": 0, "exit_code": None}
     assert containers[2]["running"] is False and containers[2]["host_ports"] == []
+    assert (containers[2]["restart_count"], containers[2]["exit_code"]) == (3, 1)
     assert [c["id"] for c in dc.service_containers(containers, "atp", "backend-aws")] == ["c1"]
     assert dc.service_containers(containers, "other", "backend-aws") == []
     assert dc.publishers(containers, 8002) == [

@@ -106,3 +106,15 @@ def test_summary_line():
     line = smoke.summary_line({"name": "x", "hint": "h", "status": 503})
     assert line == "x: h (status 503)"
     assert smoke.summary_line({"name": "x", "hint": "", "status": None}) == "x: failed"
+
+
+def test_crash_verdict_stops_waiting_only_for_a_crashing_container():
+    up = {"name": "b-1", "state": "running", "restart_count": 0, "exit_code": 0}
+    assert smoke.crash_verdict([up]) is None
+    assert smoke.crash_verdict([{**up, "restart_count": 1}]) is None  # may still come up
+    assert smoke.crash_verdict([]) is None
+    for crashed in ({**up, "state": "restarting", "restart_count": 1, "exit_code": 1},
+                    {**up, "state": "exited", "exit_code": 3},
+                    {**up, "restart_count": 2}):
+        line = smoke.crash_verdict([crashed])
+        assert line.startswith("container b-1 crashed on start") and "docker logs b-1" in line

@@ -5,7 +5,8 @@ Installed by tests as ``<tmp>/bin/docker`` (first on PATH). Environment:
   FAKE_DOCKER_LOG    JSON lines, one per call: {"argv": [...], "cwd": "..."}
 
 State keys: info {rc, version, stderr}, compose {rc, version}, images {ref: id},
-containers [{id, name, image, image_id, running, project, service, ports}],
+containers [{id, name, image, image_id, running, project, service, ports, status,
+restart_count, exit_code}],
 build {rc, output}, up {rc, output, wrong_image}, rm_errors {ref: (rc, stderr)},
 inspect_error {rc, stderr} (docker image inspect itself failing).
 
@@ -54,8 +55,9 @@ def inspect_doc(c: dict) -> dict:
         "Name": "/" + c["name"],
         "Image": c["image_id"],
         "Config": {"Image": c.get("image", ""), "Labels": labels},
-        "State": {"Status": "running" if c.get("running") else "exited",
-                  "Running": bool(c.get("running"))},
+        "State": {"Status": c.get("status") or ("running" if c.get("running") else "exited"),
+                  "Running": bool(c.get("running")), "ExitCode": c.get("exit_code", 0)},
+        "RestartCount": c.get("restart_count", 0),
         "NetworkSettings": {"Ports": ports if c.get("running") else {}},
     }
 

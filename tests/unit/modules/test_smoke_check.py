@@ -188,3 +188,31 @@ def test_bad_options(server):
     assert result["failed"] is True and "nothing to check" in result["msg"]
     result = run("ftp://x", [HEALTH])
     assert result["failed"] is True and "base_url must be like" in result["msg"]
+
+
+def test_a_crashing_container_ends_the_checks_before_the_timeout(docker):
+    docker.state["containers"] = [{
+        "id": "c1", "name": "atp-backend-aws-1", "image": "repo:rel", "image_id": "sha256:x",
+        "running": False, "status": "restarting", "restart_count": 3, "exit_code": 1,
+        "project": "atp", "service": "backend-aws", "ports": []}]
+    docker.save()
+    started = time.monotonic()
+    result = run_module(smoke_check, {
+        "base_url": f"http://127.0.0.1:{free_port()}", "checks": [HEALTH], "timeout": 30,
+        "interval": 0.1, "project_name": "atp", "service": "backend-aws"})
+    assert result["failed"] is True
+    assert time.monotonic() - started < 10  # not the 30 s timeout
+    assert result["msg"].splitlines()[1].startswith(
+        "container atp-backend-aws-1 crashed on start (state restarting, restarted 3 times")
+
+
+def test_a_container_still_starting_is_waited_for(docker):
+    docker.state["containers"] = [{
+        "id": "c1", "name": "atp-backend-aws-1", "image": "repo:rel", "image_id": "sha256:x",
+        "running": True, "project": "atp", "service": "backend-aws", "ports": [8002]}]
+    docker.save()
+    result = run_module(smoke_check, {
+        "base_url": f"http://127.0.0.1:{free_port()}", "checks": [HEALTH], "timeout": 1,
+        "interval": 0.2, "project_name": "atp", "service": "backend-aws"})
+    assert result["failed"] is True and result["attempts"] >= 3
+    assert "atp-backend-aws-1 crashed on start" not in result["msg"]

@@ -167,7 +167,7 @@ def _host_ports(attrs: dict) -> list[int]:
 
 def parse_inspect(text: str) -> list[dict]:
     """`docker inspect <ids>` JSON -> [{id, name, image, image_id, state, running, project,
-    service, host_ports}]."""
+    service, host_ports, restart_count, exit_code}]."""
     try:
         items = json.loads(text or "[]")
     except ValueError as exc:
@@ -187,6 +187,8 @@ def parse_inspect(text: str) -> list[dict]:
             "project": labels.get(PROJECT_LABEL),
             "service": labels.get(SERVICE_LABEL),
             "host_ports": _host_ports(attrs),
+            "restart_count": int(attrs.get("RestartCount") or 0),
+            "exit_code": state.get("ExitCode"),
         })
     return result
 

@@ -178,3 +178,22 @@ def routes_result(missing: list[str] | None, error: str | None, status: int | No
 def summary_line(result: dict) -> str:
     status = "" if result["status"] is None else f" (status {result['status']})"
     return f"{result['name']}: {result['hint'] or 'failed'}{status}"
+
+
+CRASHED_STATES = ("exited", "dead", "restarting")
+
+
+def crash_verdict(containers: list[dict], min_restarts: int = 2) -> str | None:
+    """One line when the service's container is crashing, so the checks stop waiting.
+
+    A container that exited, died, is restarting, or has restarted min_restarts times will not
+    start answering: there is no point waiting out the smoke timeout (the deploy then rolls
+    back sooner). None while it may still come up.
+    """
+    for c in containers:
+        if c.get("state") in CRASHED_STATES or int(c.get("restart_count") or 0) >= min_restarts:
+            return (f"container {c.get('name')} crashed on start (state {c.get('state')}, "
+                    f"restarted {c.get('restart_count', 0)} times, last exit code "
+                    f"{c.get('exit_code')}): the app fails at start-up; see docker logs "
+                    f"{c.get('name')}")
+    return None

@@ -68,6 +68,15 @@ options:
     description: Seconds between attempts.
     type: float
     default: 2
+  project_name:
+    description:
+      - Compose project of the service under test. With O(service), a failed attempt also
+        looks at the service's container, and the checks stop at once when it is crashing
+        (exited, restarting, restarted twice) instead of waiting out O(timeout).
+    type: str
+  service:
+    description: Compose service under test (with O(project_name)).
+    type: str
 notes:
   - Supports check mode (it is read-only and runs the same way).
 """
@@ -132,7 +141,7 @@ import urllib.parse  # noqa: E402
 import urllib.request  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.atp.deploy.plugins.module_utils import smoke  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils import docker_read, smoke  # noqa: E402
 
 REQUEST_TIMEOUT = 10.0
 
@@ -210,7 +219,22 @@ ARGUMENT_SPEC = {
     "expected_routes": {"type": "list", "elements": "str", "default": []},
     "timeout": {"type": "int", "default": 60},
     "interval": {"type": "float", "default": 2},
+    "project_name": {"type": "str"},
+    "service": {"type": "str"},
 }
+
+
+def crashed(module: AnsibleModule, project: str | None, service: str | None) -> str | None:
+    """The crash line for the service's container, or None (also when docker cannot say)."""
+    docker = module.get_bin_path("docker") if project and service else None
+    if not docker:
+        return None
+    try:
+        found = docker_read.containers(docker, REQUEST_TIMEOUT, project, service,
+                                       retry_vanished=True)
+    except docker_read.DockerReadError:
+        return None
+    return smoke.crash_verdict(found)
 
 
 def main() -> None:
@@ -240,12 +264,16 @@ def main() -> None:
     start = time.monotonic()
     deadline = start + max(int(p["timeout"]), 0)
     attempts = 0
+    crash = None
     while True:
         attempts += 1
         remaining = max(deadline - time.monotonic(), 0.5)
         results = run_once(p["base_url"], checks, routes, port, min(REQUEST_TIMEOUT, remaining))
         left = deadline - time.monotonic()
         if all(r["ok"] for r in results) or left <= 0:
+            break
+        crash = crashed(module, p["project_name"], p["service"])
+        if crash:
             break
         time.sleep(min(interval, left))
 
@@ -256,7 +284,7 @@ def main() -> None:
                "elapsed": elapsed}
     failed = [r for r in results if not r["ok"]]
     if failed:
-        lines = "\n".join(smoke.summary_line(r) for r in failed)
+        lines = "\n".join([crash] * bool(crash) + [smoke.summary_line(r) for r in failed])
         module.fail_json(msg=f"{len(failed)} of {len(results)} smoke checks failed against "
                          f"{p['base_url']} after {attempts} attempts ({elapsed}s):\n{lines}",
                          **out)
