@@ -13,6 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SANDBOX = REPO / ".sandbox"
 SAMPLE = REPO / "files" / "sample-backend"
+APP = "/home/ubuntu/automated-trading-platform"
 
 
 def sandbox_env() -> dict:
@@ -52,6 +53,30 @@ def playbook(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"), *args],
                           cwd=REPO, env=sandbox_env(), capture_output=True, text=True,
                           timeout=timeout)
+
+
+def instance_read(container: str, *cmd: str) -> str:
+    """Read-only look at an instance for assertions (docker exec, not SSM)."""
+    proc = subprocess.run(["docker", "exec", container, *cmd], capture_output=True, text=True,
+                          timeout=60, check=False)
+    return proc.stdout.strip()
+
+
+def active_release(container: str) -> str:
+    """The release `current` points at on that instance."""
+    return instance_read(container, "readlink", f"{APP}/current").removeprefix("releases/")
+
+
+def ssm_shell(command: str, inventory: Path | None = None,
+              check: bool = True) -> subprocess.CompletedProcess:
+    """Change an instance the operator's way: an ad-hoc shell command over SSM."""
+    target = ["-i", str(inventory)] if inventory else []
+    proc = subprocess.run([str(REPO / ".venv/bin/ansible"), *target, "backend", "-b", "-m",
+                           "ansible.builtin.shell", "-a", command], cwd=REPO, env=sandbox_env(),
+                          capture_output=True, text=True, timeout=300, check=False)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
+    return proc
 
 
 @pytest.fixture

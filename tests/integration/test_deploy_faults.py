@@ -15,11 +15,22 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, SAMPLE, Events, playbook, sandbox_env
+from .conftest import (
+    APP,
+    REPO,
+    SAMPLE,
+    Events,
+    active_release,
+    instance_read,
+    playbook,
+    sandbox_env,
+    ssm_shell,
+)
 
 sys.path.insert(0, str(REPO / "sandbox"))
 from atp_sandbox import netns
@@ -27,26 +38,10 @@ from atp_sandbox.config import FIRST_INSTANCE_ID, container_name, load_state
 
 INSTANCE = FIRST_INSTANCE_ID
 CONTAINER = container_name(INSTANCE)
-APP = "/home/ubuntu/automated-trading-platform"
 
 
-def on_instance(*cmd: str) -> str:
-    """Read-only look at the instance for assertions."""
-    proc = subprocess.run(["docker", "exec", CONTAINER, *cmd], capture_output=True, text=True,
-                          timeout=60)
-    return proc.stdout.strip()
-
-
-def ssm_shell(command: str) -> None:
-    """Change the instance the operator's way: over SSM."""
-    proc = subprocess.run([str(REPO / ".venv/bin/ansible"), "backend", "-b", "-m",
-                           "ansible.builtin.shell", "-a", command], cwd=REPO, env=sandbox_env(),
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-1500:]
-
-
-def current_release() -> str:
-    return on_instance("readlink", f"{APP}/current").removeprefix("releases/")
+on_instance = partial(instance_read, CONTAINER)
+current_release = partial(active_release, CONTAINER)
 
 
 def backend_container() -> str:

@@ -14,16 +14,25 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
 import yaml
 
-from .conftest import REPO, SAMPLE, Events, playbook, sandbox_env
+from .conftest import (
+    APP,
+    REPO,
+    SAMPLE,
+    Events,
+    active_release,
+    instance_read,
+    playbook,
+)
+from .conftest import ssm_shell as ssm_shell_on
 
 INSTANCE = "i-08726dc37133b3565"
 CONTAINER = f"atp-sandbox-{INSTANCE}"
-APP = "/home/ubuntu/automated-trading-platform"
 PROJECT = "automated-trading-platform"
 SERVICE = "backend-aws"
 BACKEND = f"{PROJECT}-{SERVICE}-1"
@@ -50,22 +59,13 @@ SECRETS = fake_secrets()
 # --------------------------------------------------------------------------- helpers
 
 
-def on_instance(*cmd: str) -> str:
-    """Read-only look at the instance for assertions."""
-    proc = subprocess.run(["docker", "exec", CONTAINER, *cmd], capture_output=True, text=True,
-                          timeout=60, check=False)
-    return proc.stdout.strip()
+on_instance = partial(instance_read, CONTAINER)
+current_release = partial(active_release, CONTAINER)
 
 
 def ssm_shell(inventory: Path, command: str, check: bool = True) -> subprocess.CompletedProcess:
     """Change the instance the operator's way: an ad-hoc shell command over SSM."""
-    proc = subprocess.run([str(REPO / ".venv/bin/ansible"), "-i", str(inventory), "backend",
-                           "-b", "-m", "ansible.builtin.shell", "-a", command],
-                          cwd=REPO, env=sandbox_env(), capture_output=True, text=True,
-                          timeout=300, check=False)
-    if check:
-        assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
-    return proc
+    return ssm_shell_on(command, inventory, check)
 
 
 def deploy(inventory: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -75,10 +75,6 @@ def deploy(inventory: Path, *extra: str) -> subprocess.CompletedProcess:
 def redeploy(inventory: Path) -> None:
     proc = deploy(inventory)
     assert proc.returncode == 0, proc.stdout[-3000:]
-
-
-def current_release() -> str:
-    return on_instance("readlink", f"{APP}/current").removeprefix("releases/")
 
 
 def deploy_log() -> list[dict]:

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE, playbook
+from .conftest import APP, SAMPLE, active_release, instance_read, playbook
 
 CONTAINER = "atp-sandbox-i-08726dc37133b2454"
-APP = "/home/ubuntu/automated-trading-platform"
-
-
-def on_instance(*cmd: str) -> str:
-    return subprocess.run(["docker", "exec", CONTAINER, *cmd], capture_output=True, text=True,
-                          timeout=60).stdout.strip()
-
-
-def current() -> str:
-    return on_instance("readlink", f"{APP}/current").removeprefix("releases/")
+on_instance = partial(instance_read, CONTAINER)
+current = partial(active_release, CONTAINER)
 
 
 def variant(tmp: Path, name: str) -> Path:
