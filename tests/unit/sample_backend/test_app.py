@@ -11,10 +11,6 @@ from .conftest import BACKEND_DIR
 
 SECRET = "s3cr3t-value-never-shown"
 KEY = "key-value-not-shown"
-MISSING_DETAIL = (
-    "exchange credentials not resolved: set EXCHANGE_CUSTOM_API_KEY/EXCHANGE_CUSTOM_API_SECRET "
-    "(aliases CRYPTO_COM_*, CRYPTOCOM_* accepted)"
-)
 EXPECTED_ROUTES = {
     ("GET", "/api/health"),
     ("GET", "/api/dashboard/state"),
@@ -22,6 +18,7 @@ EXPECTED_ROUTES = {
     ("GET", "/api/portfolio/latest"),
     ("POST", "/api/portfolio/refresh"),
     ("GET", "/api/diagnostics/whoami"),
+    ("GET", "/ping_fast"),
 }
 
 
@@ -84,19 +81,40 @@ def test_main_includes_every_router_module():
         assert names and names[0] in included, f"{dotted} router not included by main.py"
 
 
+SNAPSHOT_KEYS = {"ok", "as_of", "exchange", "message", "missing_env", "positions", "totals",
+                 "errors"}
+POSITION_KEYS = {"asset", "free", "locked", "total", "price_usd", "value_usd", "source"}
+TOTALS_KEYS = {"total_value_usd", "total_assets_usd", "total_borrowed_usd",
+               "total_collateral_usd"}
+CANONICAL = ["EXCHANGE_CUSTOM_API_KEY", "EXCHANGE_CUSTOM_API_SECRET"]
+
+
+def test_ping_fast(client):
+    response = client.get("/ping_fast")
+    assert response.status_code == 200 and response.json() == {"ok": True}
+
+
 def test_snapshot_with_canonical_credentials(client, monkeypatch):
     set_creds(monkeypatch, "EXCHANGE_CUSTOM")
     response = client.get("/api/portfolio/snapshot", params={"exchange": "CRYPTO_COM"})
     assert response.status_code == 200
     body = response.json()
-    assert body["exchange"] == "CRYPTO_COM"
-    assert len(body["assets"]) == 17 == body["asset_count"]
-    assert len({a["currency"] for a in body["assets"]}) == 17
-    assert body["credential_source"] == "EXCHANGE_CUSTOM_API_KEY"
-    assert body["total_value_usd"] > 0
-    assert body["total_value_usd"] == pytest.approx(
-        body["total_collateral_usd"] - body["total_borrowed_usd"]
-    )
+    assert set(body) == SNAPSHOT_KEYS
+    assert body["ok"] is True and body["exchange"] == "CRYPTO_COM"
+    assert body["message"] == "" and body["missing_env"] == [] and body["errors"] == []
+    assert len(body["positions"]) == 17
+    assert len({p["asset"] for p in body["positions"]}) == 17
+    for position in body["positions"]:
+        assert set(position) == POSITION_KEYS
+        assert position["total"] == pytest.approx(position["free"] + position["locked"])
+        assert position["value_usd"] == pytest.approx(position["total"] * position["price_usd"],
+                                                      abs=0.01)
+    totals = body["totals"]
+    assert set(totals) == TOTALS_KEYS and totals["total_value_usd"] > 0
+    assert totals["total_value_usd"] == pytest.approx(
+        totals["total_collateral_usd"] - totals["total_borrowed_usd"])
+    assert totals["total_assets_usd"] == pytest.approx(
+        sum(p["value_usd"] for p in body["positions"]), abs=0.05)
     assert body["as_of"]
     assert SECRET not in response.text and KEY not in response.text
 
@@ -114,67 +132,94 @@ def test_snapshot_with_alias_credentials(client, monkeypatch, prefix):
     set_creds(monkeypatch, prefix)
     response = client.get("/api/portfolio/snapshot?exchange=CRYPTO_COM")
     assert response.status_code == 200
-    assert len(response.json()["assets"]) == 17
-    assert response.json()["credential_source"] == f"{prefix}_API_KEY"
+    assert response.json()["ok"] is True and len(response.json()["positions"]) == 17
 
 
-@pytest.mark.parametrize(
-    "path,method",
-    [
-        ("/api/portfolio/snapshot", "get"),
-        ("/api/portfolio/latest", "get"),
-        ("/api/portfolio/refresh", "post"),
-    ],
-)
-def test_portfolio_503_without_credentials(client, path, method):
-    response = getattr(client, method)(path)
-    assert response.status_code == 503
-    assert response.json() == {"detail": MISSING_DETAIL}
+def test_snapshot_without_credentials_is_200_ok_false(client):
+    response = client.get("/api/portfolio/snapshot?exchange=CRYPTO_COM")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == SNAPSHOT_KEYS
+    assert body["ok"] is False and body["message"] == "Missing API credentials"
+    assert body["missing_env"] == CANONICAL
+    assert body["positions"] == [] and set(body["totals"]) == TOTALS_KEYS
+    assert body["totals"]["total_value_usd"] == 0.0
 
 
-def test_half_pair_does_not_count(client, monkeypatch):
+def test_missing_env_names_only_what_is_missing(client, monkeypatch):
     monkeypatch.setenv("EXCHANGE_CUSTOM_API_KEY", KEY)
-    monkeypatch.setenv("CRYPTO_COM_API_SECRET", SECRET)
-    assert client.get("/api/portfolio/snapshot").status_code == 503
+    monkeypatch.setenv("CRYPTO_COM_API_SECRET", SECRET)  # half pairs do not count
+    body = client.get("/api/portfolio/snapshot").json()
+    assert body["ok"] is False and body["missing_env"] == ["EXCHANGE_CUSTOM_API_SECRET"]
+    assert KEY not in str(body) and SECRET not in str(body)
 
 
-def test_unknown_exchange_is_400(client, monkeypatch):
+def test_unreachable_exchange(client, monkeypatch):
+    set_creds(monkeypatch, "EXCHANGE_CUSTOM")
+    monkeypatch.setenv("FAKE_EXCHANGE_UNREACHABLE", "1")
+    response = client.get("/api/portfolio/snapshot")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ok"] is False and body["message"].startswith("Exchange unreachable: ")
+    assert body["missing_env"] == [] and body["errors"] and body["positions"] == []
+
+
+def test_unknown_exchange_is_ok_false(client, monkeypatch):
     set_creds(monkeypatch, "EXCHANGE_CUSTOM")
     response = client.get("/api/portfolio/snapshot", params={"exchange": "BINANCE"})
-    assert response.status_code == 400
-    detail = response.json()["detail"]
-    assert "BINANCE" in detail and "CRYPTO_COM" in detail
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ok"] is False and "BINANCE" in body["message"] and "CRYPTO_COM" in body["message"]
 
 
 def test_latest_and_refresh(client, monkeypatch):
     set_creds(monkeypatch, "EXCHANGE_CUSTOM")
     refreshed = client.post("/api/portfolio/refresh")
-    assert refreshed.status_code == 200
+    assert refreshed.status_code == 200 and refreshed.json()["ok"] is True
     latest = client.get("/api/portfolio/latest")
     assert latest.status_code == 200
-    assert latest.json() == refreshed.json()
-    # Credentials removed: the cached snapshot is no longer served.
+    assert latest.json() == refreshed.json()  # the kept snapshot, same as_of
+    # Credentials removed: the kept snapshot is no longer served.
     monkeypatch.delenv("EXCHANGE_CUSTOM_API_SECRET")
-    assert client.get("/api/portfolio/latest").status_code == 503
+    gone = client.get("/api/portfolio/latest")
+    assert gone.status_code == 200 and gone.json()["ok"] is False
+    assert gone.json()["missing_env"] == ["EXCHANGE_CUSTOM_API_SECRET"]
+
+
+def test_latest_without_anything_kept_builds_one(client, monkeypatch):
+    assert client.get("/api/portfolio/latest").json()["ok"] is False
+    set_creds(monkeypatch, "CRYPTOCOM")
+    body = client.get("/api/portfolio/latest").json()
+    assert body["ok"] is True and len(body["positions"]) == 17
+
+
+def test_refresh_needs_the_admin_key_when_set(client, monkeypatch):
+    set_creds(monkeypatch, "EXCHANGE_CUSTOM")
+    monkeypatch.setenv("ADMIN_ACTIONS_KEY", "admin-secret-value")
+    for headers in ({}, {"X-Admin-Key": "wrong"}):
+        response = client.post("/api/portfolio/refresh", headers=headers)
+        assert response.status_code == 403 and response.json() == {"detail": "Forbidden"}
+        assert "admin-secret-value" not in response.text
+    ok = client.post("/api/portfolio/refresh", headers={"X-Admin-Key": "admin-secret-value"})
+    assert ok.status_code == 200 and ok.json()["ok"] is True
 
 
 def test_dashboard_state(client, monkeypatch):
     set_creds(monkeypatch, "CRYPTOCOM")
-    body = client.get("/api/dashboard/state").json()
-    assert body["portfolio_value_source"] == "derived_collateral_minus_borrowed"
-    assert len(body["assets"]) == 17
-    assert body["total_value_usd"] > 0
-    assert body["credential_source"] == "CRYPTOCOM_API_KEY"
-    assert body["errors"] == []
+    response = client.get("/api/dashboard/state")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ok"] is True and body["errors"] == []
+    assert len(body["portfolio"]["positions"]) == 17
+    assert body["portfolio"]["totals"]["total_value_usd"] > 0
 
 
 def test_dashboard_state_without_credentials(client):
     response = client.get("/api/dashboard/state")
     assert response.status_code == 200
     body = response.json()
-    assert body["assets"] == [] and body["total_value_usd"] == 0.0
-    assert body["portfolio_value_source"] == "derived_collateral_minus_borrowed"
-    assert body["errors"] == [MISSING_DETAIL]
+    assert body["ok"] is False and body["portfolio"]["positions"] == []
+    assert body["errors"] == ["Missing API credentials"]
 
 
 def test_whoami_404_by_default(client, monkeypatch):
@@ -262,3 +307,11 @@ def test_fake_exchange_requires_credentials(backend):
     fake = backend("app.services.fake_exchange")
     with pytest.raises(fake.ExchangeAuthError):
         fake.fetch_balances(None)
+
+
+def test_missing_canonical_env(backend):
+    module = backend("app.utils.credential_resolver")
+    assert module.missing_canonical_env({}) == CANONICAL
+    assert module.missing_canonical_env({"EXCHANGE_CUSTOM_API_KEY": " "}) == CANONICAL
+    assert module.missing_canonical_env({"EXCHANGE_CUSTOM_API_KEY": "k",
+                                         "EXCHANGE_CUSTOM_API_SECRET": "s"}) == []

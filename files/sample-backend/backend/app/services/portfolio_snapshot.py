@@ -1,4 +1,9 @@
-"""Build a portfolio snapshot from the (fake) exchange using resolved credentials."""
+"""Build the portfolio snapshot, in the real app's shape, from the (fake) exchange.
+
+The snapshot is ALWAYS a complete answer (the route answers 200): ``ok`` says whether the
+exchange answered; without credentials ``ok`` is false, ``message`` is "Missing API
+credentials" and ``missing_env`` names the canonical variables that are not set.
+"""
 
 from __future__ import annotations
 
@@ -8,74 +13,85 @@ from decimal import Decimal
 from typing import Any
 
 from app.services import fake_exchange
-from app.utils.credential_resolver import resolve_exchange_credentials
-
-SUPPORTED_EXCHANGES: tuple[str, ...] = (fake_exchange.EXCHANGE_NAME,)
-PORTFOLIO_VALUE_SOURCE = "derived_collateral_minus_borrowed"
-CREDENTIALS_MISSING_DETAIL = (
-    "exchange credentials not resolved: set EXCHANGE_CUSTOM_API_KEY/EXCHANGE_CUSTOM_API_SECRET "
-    "(aliases CRYPTO_COM_*, CRYPTOCOM_* accepted)"
+from app.utils.credential_resolver import (
+    CANONICAL_ENV,
+    missing_canonical_env,
+    resolve_exchange_credentials,
 )
 
-
-class CredentialsNotResolvedError(RuntimeError):
-    """No complete key/secret pair was found in the environment (maps to HTTP 503)."""
-
-    def __init__(self) -> None:
-        super().__init__(CREDENTIALS_MISSING_DETAIL)
-
-
-class UnsupportedExchangeError(ValueError):
-    """The requested exchange is not known (maps to HTTP 400)."""
-
-    def __init__(self, exchange: str) -> None:
-        supported = ", ".join(SUPPORTED_EXCHANGES)
-        super().__init__(f"unsupported exchange {exchange!r}: supported exchanges are {supported}")
+SUPPORTED_EXCHANGES: tuple[str, ...] = (fake_exchange.EXCHANGE_NAME,)
+MISSING_CREDENTIALS = "Missing API credentials"
+POSITION_SOURCE = "exchange_balance"
+SNAPSHOT_KEYS = ("ok", "as_of", "exchange", "message", "missing_env", "positions", "totals",
+                 "errors")
 
 
 def _usd(value: Decimal) -> float:
     return float(value.quantize(Decimal("0.01")))
 
 
-def normalize_exchange(exchange: str) -> str:
-    name = (exchange or "").strip().upper()
-    if name not in SUPPORTED_EXCHANGES:
-        raise UnsupportedExchangeError(exchange)
-    return name
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def empty_totals() -> dict[str, float]:
+    return {"total_value_usd": 0.0, "total_assets_usd": 0.0, "total_borrowed_usd": 0.0,
+            "total_collateral_usd": 0.0}
+
+
+def failed_snapshot(exchange: str, message: str, missing_env=(), errors=()) -> dict[str, Any]:
+    return {"ok": False, "as_of": _now(), "exchange": exchange, "message": message,
+            "missing_env": list(missing_env), "positions": [], "totals": empty_totals(),
+            "errors": list(errors)}
 
 
 def build_snapshot(
     exchange: str = fake_exchange.EXCHANGE_NAME,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Return the snapshot dict, or raise CredentialsNotResolvedError / UnsupportedExchangeError."""
-    name = normalize_exchange(exchange)
+    """The snapshot dict; never raises for a missing credential or an unreachable exchange."""
+    name = (exchange or "").strip().upper()
+    if name not in SUPPORTED_EXCHANGES:
+        supported = ", ".join(SUPPORTED_EXCHANGES)
+        message = f"Unsupported exchange {exchange!r}: supported exchanges are {supported}"
+        return failed_snapshot(name, message, errors=[message])
     credentials = resolve_exchange_credentials(env)
     if credentials is None:
-        raise CredentialsNotResolvedError()
+        return failed_snapshot(name, MISSING_CREDENTIALS,
+                               missing_env=missing_canonical_env(env) or list(CANONICAL_ENV))
+    try:
+        balances = fake_exchange.fetch_balances(credentials, env)
+    except fake_exchange.ExchangeUnreachableError as exc:
+        return failed_snapshot(name, f"Exchange unreachable: {exc}", errors=[str(exc)])
 
-    assets = []
-    collateral = Decimal(0)
-    for balance in fake_exchange.fetch_balances(credentials):
-        value = balance.quantity * balance.price_usd
-        collateral += value
-        assets.append(
-            {
-                "currency": balance.currency,
-                "quantity": float(balance.quantity),
-                "price_usd": float(balance.price_usd),
-                "value_usd": _usd(value),
-            }
-        )
+    positions = []
+    assets = Decimal(0)
+    for balance in balances:
+        total = balance.free + balance.locked
+        value = total * balance.price_usd
+        assets += value
+        positions.append({
+            "asset": balance.currency,
+            "free": float(balance.free),
+            "locked": float(balance.locked),
+            "total": float(total),
+            "price_usd": float(balance.price_usd),
+            "value_usd": _usd(value),
+            "source": POSITION_SOURCE,
+        })
     borrowed = fake_exchange.BORROWED_USD
     return {
+        "ok": True,
+        "as_of": _now(),
         "exchange": name,
-        "assets": assets,
-        "asset_count": len(assets),
-        "total_collateral_usd": _usd(collateral),
-        "total_borrowed_usd": _usd(borrowed),
-        "total_value_usd": _usd(collateral - borrowed),
-        "portfolio_value_source": PORTFOLIO_VALUE_SOURCE,
-        "credential_source": credentials.source,
-        "as_of": datetime.now(UTC).isoformat(timespec="seconds"),
+        "message": "",
+        "missing_env": [],
+        "positions": positions,
+        "totals": {
+            "total_value_usd": _usd(assets - borrowed),
+            "total_assets_usd": _usd(assets),
+            "total_borrowed_usd": _usd(borrowed),
+            "total_collateral_usd": _usd(assets),
+        },
+        "errors": [],
     }

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 CREDENTIAL_ALIASES: tuple[str, ...] = ("EXCHANGE_CUSTOM", "CRYPTO_COM", "CRYPTOCOM")
+# The names an operator is told to set (``missing_env`` of the snapshot).
+CANONICAL_ENV: tuple[str, ...] = ("EXCHANGE_CUSTOM_API_KEY", "EXCHANGE_CUSTOM_API_SECRET")
 
 
 @dataclass(frozen=True)
@@ -45,3 +47,9 @@ def resolve_exchange_credentials(
         if key and secret:
             return ResolvedCredentials(key=key, secret=secret, source=f"{prefix}_API_KEY")
     return None
+
+
+def missing_canonical_env(env: Mapping[str, str] | None = None) -> list[str]:
+    """Canonical credential variables that are unset or blank (names only, never values)."""
+    env = os.environ if env is None else env
+    return [name for name in CANONICAL_ENV if not _value(env, name)]

@@ -427,7 +427,8 @@ def findings(facts: dict) -> list[dict]:
             "non-empty (or a CRYPTO_COM_API_*/CRYPTOCOM_API_* pair)"
             + (f" ({half})" if half else "")
             + "; set them in deploy_env_aws (the vault) and redeploy "
-            f"({DEPLOY_CMD}); until then the portfolio endpoints answer 503"))
+            f"({DEPLOY_CMD}); until then the portfolio snapshot answers ok=false "
+            '"Missing API credentials"'))
     elif creds.get("alias") and creds["alias"] != CREDENTIAL_PAIRS[0][0]:
         out.append(_finding(
             "credential_alias", f"credentials resolve only through the alias "

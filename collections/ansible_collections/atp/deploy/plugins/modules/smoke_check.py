@@ -1,20 +1,39 @@
 #!/usr/bin/python
 # Copyright: atp.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""HTTP smoke checks of the backend, retried until they pass or a deadline, in one call."""
+"""The app's smoke contract, checked from the instance over HTTP in one call (read-only)."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: smoke_check
-short_description: Check the backend over HTTP until all checks pass or a deadline (read-only)
+short_description: Check the backend against its smoke contract over HTTP, in one call (read-only)
 description:
-  - Runs every check of I(checks) and, when I(expected_routes) is set, compares them with the
-    paths and methods of C(/openapi.json). Retries the whole set every I(interval) seconds
-    until all pass or I(timeout) seconds have passed.
-  - Each failing check gets a hint (route not registered, credentials not resolved, nothing
-    listening, missing routes, ...).
+  - Runs every check of O(checks) and, when O(expected_routes) is set, compares them with the
+    operations declared by C(/openapi.json) (read whole, up to O(max_body_bytes)). The whole set
+    runs again every O(interval) seconds until all pass.
+  - Only what can change is waited for. No answer (refused, timeout, reset), 502, 503, 504 and an
+    unreachable exchange are retried until O(timeout). A wrong answer that waiting will not
+    change (404, another status, a wrong value, missing keys, missing credentials, routes missing
+    from C(/openapi.json)) seen O(identical_failures) times in a row ends the checks at once.
+    With O(project_name) and O(service), a crashing container (exited, restarting, restarted
+    twice) also ends them at once.
+  - With C(contract=portfolio_snapshot) a check classifies an C(ok=false) answer by its reason.
+    Credentials missing (message C(Missing API credentials), or a non-empty C(missing_env))
+    always fails. Any other C(ok=false) with a message or errors means the exchange is
+    unreachable. That fails too, unless O(allow_exchange_unreachable) is set, and then the
+    check passes with a warning.
+  - With O(project_name) and O(service), the service container's C(docker logs) are read
+    from the start of the checks. Lines with C(ERROR), C(CRITICAL) or C(Traceback) are counted
+    and reported as a rate a minute. The checks fail only when O(max_error_rate) is set and the
+    rate goes above it.
+  - >-
+    Every check gives one line of what was seen in RV(summary), for example
+    C(snapshot: ok, 17 positions, total 9386.94),
+    C(snapshot: ok=false "Missing API credentials" (missing_env: ...)), C(health: 200 ok),
+    C(routes: 112 registered, 5/5 expected), C(error log: 0.0/min (0 lines in 12s)).
+    A failure is one line naming the check, what was seen and what to do.
   - Never changes anything; C(changed) is always false. Uses urllib only.
 version_added: "1.0.0"
 author: atp.deploy contributors
@@ -24,55 +43,96 @@ options:
     type: str
     default: http://127.0.0.1:8002
   checks:
-    description: HTTP checks.
+    description: HTTP checks, in the order they run and are reported.
     type: list
     elements: dict
     default: []
     suboptions:
       name:
-        description: Name shown in results (default C(METHOD path)).
+        description: Name shown in the lines and results (default C(METHOD path)).
         type: str
       method:
         description: HTTP method.
         type: str
-        choices: [GET, POST]
+        choices: [GET, POST, PUT, PATCH, DELETE, HEAD]
         default: GET
       path:
-        description: Path starting with C(/).
+        description: Path starting with C(/), query string included.
         type: str
         required: true
       expect_status:
-        description: Expected HTTP status.
-        type: int
-        default: 200
+        description:
+          - Expected HTTP status. Use a code (V(200)), a list of codes (V([200, 403])), or
+            V(any_but_5xx) for any answer that is not a server error.
+          - Not set means V(200).
+        type: raw
       expect_json:
-        description: Key -> value pairs the JSON object body must contain.
+        description:
+          - Dotted path -> value pairs the JSON body must hold, e.g. V({ok: true}) or
+            V({totals.currency: USD}). A list item is addressed by its index (C(positions.0.asset)).
+          - V(true) and V(false) match only JSON booleans.
         type: dict
       expect_json_keys:
-        description: Keys the JSON object body must contain.
+        description: Dotted paths that must be present in the JSON body (C(totals.total_value_usd)).
         type: list
         elements: str
+      timeout:
+        description: Seconds one request of this check may take (default O(request_timeout)).
+        type: float
       body:
-        description: JSON body sent with POST.
+        description: JSON body sent with POST, PUT and PATCH (V({}) when not set).
         type: raw
+      headers:
+        description: Extra request headers (name -> value). Values are never shown.
+        type: dict
+      contract:
+        description:
+          - Judge C(ok) by the app's contract. V(portfolio_snapshot) classifies an C(ok=false)
+            answer by its reason (see the module description). With a contract, an C(ok)
+            entry in O(checks[].expect_json) is judged by the contract.
+        type: str
+        choices: [portfolio_snapshot]
   expected_routes:
     description: Routes like C(GET /api/portfolio/snapshot) that C(/openapi.json) must declare.
     type: list
     elements: str
     default: []
+  allow_exchange_unreachable:
+    description:
+      - An C(ok=false) snapshot that says the exchange is unreachable passes with a warning
+        instead of failing (for this deploy only). Missing credentials still fail.
+    type: bool
+    default: false
   timeout:
-    description: Seconds to keep retrying before failing.
+    description: Seconds to keep retrying what can change before failing.
     type: int
     default: 60
   interval:
     description: Seconds between attempts.
     type: float
     default: 2
+  request_timeout:
+    description: Seconds one request may take, for checks without their own O(checks[].timeout).
+    type: float
+    default: 10
+  identical_failures:
+    description: The same wrong answer seen this many times in a row ends the checks at once.
+    type: int
+    default: 3
+  max_body_bytes:
+    description: Largest body read (whole bodies are read and parsed); a larger one fails.
+    type: int
+    default: 33554432
+  max_error_rate:
+    description:
+      - Fail when the service container logs more ERROR/CRITICAL/Traceback lines a minute
+        during the checks than this. Not set means report only.
+    type: float
   project_name:
     description:
       - Compose project of the service under test. With O(service), a failed attempt also
-        looks at the service's container, and the checks stop at once when it is crashing
-        (exited, restarting, restarted twice) instead of waiting out O(timeout).
+        looks at the service's container (the checks stop at once when it is crashing), and
+        its error-log rate is reported.
     type: str
   service:
     description: Compose service under test (with O(project_name)).
@@ -82,23 +142,32 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Smoke check the backend
+- name: Smoke check the backend against its contract
   atp.deploy.smoke_check:
     checks:
       - name: health
-        path: /health
+        path: /api/health
         expect_json: {status: ok}
-      - name: portfolio snapshot
-        path: /api/portfolio/snapshot
-        expect_json_keys: [positions]
+      - name: snapshot
+        path: /api/portfolio/snapshot?exchange=CRYPTO_COM
+        expect_json: {ok: true}
+        expect_json_keys: [ok, as_of, exchange, positions, totals.total_value_usd]
+        contract: portfolio_snapshot
+        timeout: 20
+      - name: latest
+        path: /api/portfolio/latest
+        expect_status: any_but_5xx
     expected_routes:
       - GET /api/portfolio/snapshot
+    allow_exchange_unreachable: false
     timeout: 90
+    project_name: automated-trading-platform
+    service: backend-aws
 """
 
 RETURN = r"""
 results:
-  description: One entry per check (plus C(openapi routes) when expected_routes is set).
+  description: One entry per check, plus C(routes) when expected_routes is set.
   returned: always
   type: list
   elements: dict
@@ -107,22 +176,84 @@ results:
       description: Check name.
       type: str
     ok:
-      description: Whether the check passed.
+      description: Whether the check passed (also true when it passed with a warning).
       type: bool
+    kind:
+      description: C(pass), C(warning), C(transient) (waiting may help) or C(deterministic).
+      type: str
     status:
       description: HTTP status (null without an answer).
+      type: int
+    seen:
+      description: What came back, in words (C(ok=false "Missing API credentials")).
+      type: str
+    hint:
+      description: What to do about it (empty when ok).
+      type: str
+    warning:
+      description: The warning of a check that passed with one (else empty).
+      type: str
+    line:
+      description: The check's smoke line.
+      type: str
+    request:
+      description: Method and path of the check (C(GET /api/health); empty for C(routes)).
+      type: str
+    identical:
+      description: How many times in a row this wrong answer was seen (0 when ok).
       type: int
     body:
       description: First 300 characters of the body.
       type: str
-    hint:
-      description: What is wrong and what to look at (empty when ok).
-      type: str
+summary:
+  description: The smoke lines (one per check, then C(routes) and C(error log)), for the output.
+  returned: always
+  type: list
+  elements: str
+  sample: ["health: 200 ok", "snapshot: ok, 17 positions, total 9386.94", "latest: 200",
+           "routes: 112 registered, 5/5 expected", "error log: 0.0/min (0 lines in 12s)"]
+warning_lines:
+  description: Checks that passed with a warning (exchange unreachable, allowed).
+  returned: always
+  type: list
+  elements: str
 missing_routes:
   description: Expected routes that /openapi.json does not declare.
   returned: always
   type: list
   elements: str
+routes_registered:
+  description: Operations declared by /openapi.json (null when it was not read).
+  returned: always
+  type: int
+error_log:
+  description: The container's error-log rate during the checks (null without project_name/service).
+  returned: always
+  type: dict
+  contains:
+    containers:
+      description: Container names read.
+      type: list
+    lines:
+      description: ERROR/CRITICAL/Traceback lines counted.
+      type: int
+    per_minute:
+      description: Lines a minute over the window.
+      type: float
+    window_seconds:
+      description: Seconds from the start of the checks to the read.
+      type: float
+    max_per_minute:
+      description: The limit (null when only reported).
+      type: float
+    error:
+      description: Why the logs could not be read (else null).
+      type: str
+stopped:
+  description: How the checks ended, C(passed), C(identical) (a wrong answer repeated),
+    C(timeout) or C(crashed).
+  returned: always
+  type: str
 attempts:
   description: How many times the whole set ran.
   returned: always
@@ -141,9 +272,15 @@ import urllib.parse  # noqa: E402
 import urllib.request  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.atp.deploy.plugins.module_utils import docker_read, smoke  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
+    docker_read,
+    proc,
+    smoke,
+)
 
-REQUEST_TIMEOUT = 10.0
+DOCKER_TIMEOUT = 10.0
+READ_CHUNK = 64 * 1024
+BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -165,43 +302,63 @@ def classify_error(exc: BaseException) -> str:
     return f"{type(reason).__name__}: {reason}"
 
 
-def request(base_url: str, method: str, path: str, body, timeout: float):
-    """-> (status, text, error); error is 'refused', 'timeout', ... or None."""
+def read_body(resp, limit: int) -> tuple[bytes, bool]:
+    """The whole body, chunk by chunk, up to limit bytes -> (data, larger_than_limit)."""
+    chunks, total = [], 0
+    while True:
+        chunk = resp.read(min(READ_CHUNK, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks), False
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            return b"".join(chunks)[:limit], True
+
+
+def request(base_url: str, method: str, path: str, body, headers: dict, timeout: float,
+            max_body_bytes: int) -> dict:
+    """-> {status, body, error, too_big, timeout}; error is 'refused', 'timeout', ... or None."""
     data = None
-    headers = {"Accept": "application/json"}
-    if method == "POST":
+    sent = {"Accept": "application/json", **(headers or {})}
+    if method in BODY_METHODS:
         data = json.dumps(body if body is not None else {}).encode()
-        headers["Content-Type"] = "application/json"
+        sent.setdefault("Content-Type", "application/json")
     req = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method,
-                                 headers=headers)
+                                 headers=sent)
+    answer = {"status": None, "body": "", "error": None, "too_big": False, "timeout": timeout}
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
-            return resp.status, resp.read(64 * 1024).decode("utf-8", "replace"), None
+            raw, too_big = read_body(resp, max_body_bytes)
+            status = resp.status
     except urllib.error.HTTPError as exc:
-        text = exc.read(64 * 1024).decode("utf-8", "replace") if exc.fp else ""
-        return exc.code, text, None
+        try:
+            raw, too_big = read_body(exc, max_body_bytes) if exc.fp else (b"", False)
+        except (OSError, ValueError) as inner:
+            return {**answer, "error": classify_error(inner)}
+        status = exc.code
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        return None, "", classify_error(exc)
+        return {**answer, "error": classify_error(exc)}
+    return {**answer, "status": status, "body": raw.decode("utf-8", "replace"),
+            "too_big": too_big}
 
 
-def run_once(base_url: str, checks: list[dict], expected_routes: list[str], port: int,
-             request_timeout: float) -> list[dict]:
+def run_once(p: dict, checks: list[dict], routes: list[str], port: int, deadline: float,
+             first: bool) -> list[dict]:
+    """One run of every check. After the first run, a request may not outlast the deadline
+    by more than a second (the first run always gets each check's full timeout)."""
     results = []
     for check in checks:
-        status, text, error = request(base_url, check["method"], check["path"], check["body"],
-                                      request_timeout)
-        results.append(smoke.evaluate(check, status, text, error, port, request_timeout))
-    if expected_routes:
-        status, text, error = request(base_url, "GET", "/openapi.json", None, request_timeout)
-        missing = None
-        if status == 200:
-            try:
-                doc = json.loads(text)
-                missing = smoke.missing_routes(doc, expected_routes) if isinstance(doc, dict) \
-                    else None
-            except ValueError:
-                missing = None
-        results.append(smoke.routes_result(missing, error, status, text, port, request_timeout))
+        remaining = float("inf") if first else max(deadline - time.monotonic(), 1.0)
+        timeout = min(check["timeout"] or p["request_timeout"], remaining)
+        answer = request(p["base_url"], check["method"], check["path"], check["body"],
+                         check["headers"], timeout, p["max_body_bytes"])
+        results.append(smoke.judge(check, answer, port, p["allow_exchange_unreachable"],
+                                   p["max_body_bytes"]))
+    if routes:
+        remaining = float("inf") if first else max(deadline - time.monotonic(), 1.0)
+        answer = request(p["base_url"], "GET", "/openapi.json", None, {},
+                         min(p["request_timeout"], remaining), p["max_body_bytes"])
+        results.append(smoke.judge_routes(answer, routes, port, p["max_body_bytes"]))
     return results
 
 
@@ -209,41 +366,82 @@ ARGUMENT_SPEC = {
     "base_url": {"type": "str", "default": "http://127.0.0.1:8002"},
     "checks": {"type": "list", "elements": "dict", "default": [], "options": {
         "name": {"type": "str"},
-        "method": {"type": "str", "choices": ["GET", "POST"], "default": "GET"},
+        "method": {"type": "str", "choices": list(smoke.METHODS), "default": "GET"},
         "path": {"type": "str", "required": True},
-        "expect_status": {"type": "int", "default": 200},
+        "expect_status": {"type": "raw"},
         "expect_json": {"type": "dict"},
         "expect_json_keys": {"type": "list", "elements": "str"},
+        "timeout": {"type": "float"},
         "body": {"type": "raw"},
+        "headers": {"type": "dict", "no_log": True},
+        "contract": {"type": "str", "choices": list(smoke.CONTRACTS)},
     }},
     "expected_routes": {"type": "list", "elements": "str", "default": []},
+    "allow_exchange_unreachable": {"type": "bool", "default": False},
     "timeout": {"type": "int", "default": 60},
     "interval": {"type": "float", "default": 2},
+    "request_timeout": {"type": "float", "default": 10},
+    "identical_failures": {"type": "int", "default": smoke.IDENTICAL_FAILURES},
+    "max_body_bytes": {"type": "int", "default": smoke.MAX_BODY_BYTES},
+    "max_error_rate": {"type": "float"},
     "project_name": {"type": "str"},
     "service": {"type": "str"},
 }
 
 
+def _docker(module: AnsibleModule, project: str | None, service: str | None) -> str | None:
+    return module.get_bin_path("docker") if project and service else None
+
+
 def crashed(module: AnsibleModule, project: str | None, service: str | None) -> str | None:
     """The crash line for the service's container, or None (also when docker cannot say)."""
-    docker = module.get_bin_path("docker") if project and service else None
+    docker = _docker(module, project, service)
     if not docker:
         return None
     try:
-        found = docker_read.containers(docker, REQUEST_TIMEOUT, project, service,
+        found = docker_read.containers(docker, DOCKER_TIMEOUT, project, service,
                                        retry_vanished=True)
     except docker_read.DockerReadError:
         return None
     return smoke.crash_verdict(found)
 
 
+def read_error_log(module: AnsibleModule, project: str | None, service: str | None,
+                   since: float, limit: float | None) -> dict | None:
+    """ERROR/CRITICAL/Traceback lines the service's container logged since `since` (epoch)."""
+    if not (project and service):
+        return None
+    log = {"containers": [], "lines": 0, "per_minute": 0.0, "window_seconds": 0.0,
+           "max_per_minute": limit, "error": None}
+    docker = _docker(module, project, service)
+    if not docker:
+        return {**log, "error": "docker not found on the instance"}
+    try:
+        found = docker_read.containers(docker, DOCKER_TIMEOUT, project, service,
+                                       retry_vanished=True)
+    except docker_read.DockerReadError as exc:
+        return {**log, "error": str(exc)}
+    if not found:
+        return {**log, "error": f"no container of {project}/{service}"}
+    lines = 0
+    for container in found:
+        rc, out, _err = proc.run([docker, "logs", "--since", str(int(since)), container["id"]],
+                                 timeout=DOCKER_TIMEOUT, merge_stderr=True)
+        if rc != 0:
+            return {**log, "error": f"`docker logs {container['name']}` failed (exit {rc}): "
+                                    f"{(out.strip().splitlines() or ['no output'])[-1]}"}
+        lines += smoke.count_error_lines(out)
+    window = max(time.time() - since, 0.0)
+    return {**log, "containers": [c["name"] for c in found], "lines": lines,
+            "per_minute": smoke.error_rate(lines, window), "window_seconds": round(window, 1)}
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
-    base = {"changed": False, "results": [], "missing_routes": [], "attempts": 0, "elapsed": 0.0}
+    base = {"changed": False, "results": [], "summary": [], "warning_lines": [],
+            "missing_routes": [], "routes_registered": None, "error_log": None,
+            "stopped": "", "attempts": 0, "elapsed": 0.0}
     url = urllib.parse.urlparse(p["base_url"])
     if url.scheme not in ("http", "https") or not url.hostname:
         module.fail_json(msg=f"base_url must be like http://127.0.0.1:8002, got "
@@ -255,39 +453,63 @@ def main() -> None:
         for route in routes:
             smoke.parse_route(route)
     except (ValueError, TypeError) as exc:
-        module.fail_json(msg=f"{exc}; fix the module options", **base)
+        module.fail_json(msg=f"{exc}; fix the check (smoke_check_checks)", **base)
     if not checks and not routes:
         module.fail_json(msg="nothing to check: expected checks or expected_routes, got "
                          "neither; pass at least one", **base)
+    if p["max_body_bytes"] < 1024 or p["request_timeout"] <= 0:
+        module.fail_json(msg=f"max_body_bytes must be >= 1024 and request_timeout > 0, got "
+                         f"{p['max_body_bytes']} and {p['request_timeout']}; fix them", **base)
 
     interval = max(float(p["interval"]), 0.05)
+    started_at = time.time()
     start = time.monotonic()
     deadline = start + max(int(p["timeout"]), 0)
-    attempts = 0
-    crash = None
+    attempts, streaks, crash, stop = 0, {}, None, "timeout"
     while True:
         attempts += 1
-        remaining = max(deadline - time.monotonic(), 0.5)
-        results = run_once(p["base_url"], checks, routes, port, min(REQUEST_TIMEOUT, remaining))
+        results = run_once(p, checks, routes, port, deadline, attempts == 1)
+        streaks = smoke.update_streaks(streaks, results)
+        if all(r["ok"] for r in results):
+            stop = "passed"
+            break
+        if smoke.settled(streaks, p["identical_failures"]):
+            stop = "identical"
+            break
         left = deadline - time.monotonic()
-        if all(r["ok"] for r in results) or left <= 0:
+        if left <= 0:
+            stop = "timeout"
             break
         crash = crashed(module, p["project_name"], p["service"])
         if crash:
+            stop = "crashed"
             break
         time.sleep(min(interval, left))
 
     elapsed = round(time.monotonic() - start, 2)
-    missing = next((r.get("missing", []) for r in results if r["name"] == "openapi routes"), [])
-    clean = [{k: r[k] for k in ("name", "ok", "status", "body", "hint")} for r in results]
-    out = {"changed": False, "results": clean, "missing_routes": missing, "attempts": attempts,
-               "elapsed": elapsed}
+    log = read_error_log(module, p["project_name"], p["service"], started_at,
+                         p["max_error_rate"])
+    for r in results:
+        r["identical"] = streaks.get(r["name"], (None, 0))[1]
+    routes_result = next((r for r in results if r["name"] == smoke.ROUTES_CHECK and routes),
+                         None)
+    warnings = [r["warning"] for r in results if r["warning"]]
+    for text in warnings:
+        module.warn(text)
+    summary = [r["line"] for r in results] + ([smoke.error_log_line(log)] if log else [])
+    keep = ("name", "ok", "kind", "status", "seen", "hint", "warning", "line", "identical",
+            "request", "body")
+    out = {"changed": False, "results": [{k: r[k] for k in keep} for r in results],
+           "summary": summary, "warning_lines": warnings,
+           "missing_routes": routes_result["missing"] if routes_result else [],
+           "routes_registered": routes_result["registered"] if routes_result else None,
+           "error_log": log, "stopped": stop, "attempts": attempts, "elapsed": elapsed}
     failed = [r for r in results if not r["ok"]]
-    if failed:
-        lines = "\n".join([crash] * bool(crash) + [smoke.summary_line(r) for r in failed])
-        module.fail_json(msg=f"{len(failed)} of {len(results)} smoke checks failed against "
-                         f"{p['base_url']} after {attempts} attempts ({elapsed}s):\n{lines}",
-                         **out)
+    log_failure = smoke.error_log_failure(log) if log else None
+    if failed or log_failure:
+        identical = {r["name"]: r["identical"] for r in failed}
+        module.fail_json(msg=smoke.failure_message(failed, identical, stop, attempts, elapsed,
+                                                   p["base_url"], crash, log_failure), **out)
     module.exit_json(**out)
 
 
