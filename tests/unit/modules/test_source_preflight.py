@@ -12,22 +12,40 @@ import pytest
 from ansible.module_utils import basic
 from ansible_collections.atp.deploy.plugins.module_utils import release_manifest as rm
 from ansible_collections.atp.deploy.plugins.modules import source_preflight
+from module_utils import realistic_app as ra
 
 MAIN_OK = """\
 from fastapi import FastAPI
 from app.api.routes_portfolio import router as portfolio_router
 
 app = FastAPI()
-app.include_router(portfolio_router)
+app.include_router(portfolio_router, prefix="/api")
 """
 
+COMPOSE = """\
+services:
+  backend-aws:
+    profiles: [aws]
+    build: {context: ., dockerfile: backend/Dockerfile.aws}
+    env_file: [.env, .env.aws]
+    depends_on: {db: {condition: service_healthy}}
+  db:
+    image: postgres:15
+    container_name: postgres_hardened
+    profiles: [local, aws]
+    env_file: [.env, .env.db]
+"""
+
+ROUTES = ["GET /api/portfolio/snapshot"]
+
 FILES = {
-    "docker-compose.yml": "services:\n  backend: {build: ./backend}\n",
+    "docker-compose.yml": COMPOSE,
     "backend/app/__init__.py": "",
     "backend/app/main.py": MAIN_OK,
     "backend/app/api/__init__.py": "",
     "backend/app/api/routes_portfolio.py": (
-        "from fastapi import APIRouter\n\nrouter = APIRouter()\n"
+        "from fastapi import APIRouter\n\nrouter = APIRouter()\n\n\n"
+        '@router.get("/portfolio/snapshot")\ndef snapshot():\n    return {}\n'
     ),
     "backend/app/utils/credential_resolver.py": "def resolve():\n    return None\n",
     "backend/app/services/portfolio_snapshot.py": "def snapshot():\n    return {}\n",
@@ -69,6 +87,7 @@ def run_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
 
     def _run(**args: object) -> tuple[bool, dict]:
         args.setdefault("artifact_dir", str(tmp_path / "artifacts"))
+        args.setdefault("expected_routes", ROUTES)
         payload = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
         monkeypatch.setattr(basic, "_ANSIBLE_ARGS", payload)
         if hasattr(basic, "_ANSIBLE_PROFILE"):
@@ -100,8 +119,23 @@ def test_success(repo: Path, run_module, git) -> None:
             "file": "backend/app/api/routes_portfolio.py",
             "line": 3,
             "included": True,
+            "prefix": "",
+            "routes": ["GET /portfolio/snapshot"],
         }
     ]
+    assert result["router_warnings"] == []
+    assert result["routes_found"] == {"GET /api/portfolio/snapshot": "routes_portfolio.router"}
+    assert result["compose"] == {
+        "file": "docker-compose.yml",
+        "service": "backend-aws",
+        "profile": "aws",
+        "dependencies": [
+            {"name": "db", "condition": "service_healthy", "container_name": "postgres_hardened"}
+        ],
+        "env_files": [".env", ".env.db", ".env.aws"],
+        "optional_env_files": [],
+        "all_env_files": [".env", ".env.aws", ".env.db"],
+    }
     assert result["file_count"] == len(FILES)
     archive = Path(result["archive_path"])
     assert archive.name == result["content_hash"] + ".tar.gz"
@@ -151,23 +185,123 @@ def test_required_file_missing(checkout: Path, run_module) -> None:
     assert not (checkout.parent / "artifacts").exists()
 
 
-def test_router_not_included_fails(checkout: Path, run_module) -> None:
-    _write(checkout, "backend/app/main.py", "from fastapi import FastAPI\napp = FastAPI()\n")
+SEED_MAIN = MAIN_OK.replace('app.include_router(portfolio_router, prefix="/api")\n', "")
+
+
+def test_seed_router_imported_not_included_fails(checkout: Path, run_module) -> None:
+    _write(checkout, "backend/app/main.py", SEED_MAIN)
     failed, result = run_module(src_dir=str(checkout))
     assert failed
-    assert result["msg"].startswith(
-        "router 'router' defined in backend/app/api/routes_portfolio.py:3 is never included"
+    assert result["msg"] == (
+        "routes_portfolio.router (backend/app/api/routes_portfolio.py:3) "
+        "is imported by main.py as portfolio_router but never included: "
+        "GET /api/portfolio/snapshot would answer 404; add app.include_router(portfolio_router) "
+        "in backend/app/main.py"
     )
-    assert "\n" not in result["msg"]
+    assert not (checkout.parent / "artifacts").exists()
+
+
+def test_several_problems_one_line_each(checkout: Path, run_module) -> None:
+    _write(checkout, "backend/app/api/routes_dashboard.py",
+           'from fastapi import APIRouter\nrouter = APIRouter()\n\n'
+           '@router.get("/dashboard/state")\ndef state():\n    return {}\n')
+    _write(checkout, "backend/app/main.py", SEED_MAIN)
+    failed, result = run_module(
+        src_dir=str(checkout), expected_routes=[*ROUTES, "GET /dashboard/state"]
+    )
+    assert failed
+    problems = result["msg"].split(" | ")
+    assert len(problems) == 2
+    assert problems[0].startswith(
+        "routes_portfolio.router (backend/app/api/routes_portfolio.py:3) "
+        "is imported by main.py")
+    assert problems[1].startswith("routes_dashboard.router (backend/app/api/routes_dashboard.py:2)")
+
+
+def test_dead_router_is_a_warning_line(repo: Path, run_module, git) -> None:
+    _write(repo, "backend/app/api/routes_unused.py",
+           'from fastapi import APIRouter\nrouter = APIRouter()\n\n'
+           '@router.get("/unused")\ndef unused():\n    return {}\n')
+    _write(repo, "backend/app/api/routes_portfolio.py.bak", "router = APIRouter(\n")
+    git(repo, "add", "-A", "--", ".", ":!.env")
+    git(repo, "commit", "-qm", "dead router")
+    failed, result = run_module(src_dir=str(repo), require_clean_git=True)
+    assert not failed, result
+    assert result["router_warnings"] == [
+        "routes_unused.router (backend/app/api/routes_unused.py:2, 1 route) is never included by "
+        "main.py and no expected route depends on it: dead code, deploying anyway"
+    ]
+    assert _warnings(result) == []  # printed by the role, not as Ansible warnings
 
 
 def test_skip_router_check_ships_with_warning(checkout: Path, run_module) -> None:
-    _write(checkout, "backend/app/main.py", "from fastapi import FastAPI\napp = FastAPI()\n")
+    _write(checkout, "backend/app/main.py", SEED_MAIN)
     failed, result = run_module(src_dir=str(checkout), skip_router_check=True)
     assert not failed, result
     assert result["routers"][0]["included"] is False
-    assert any("never included" in w for w in _warnings(result))
+    warnings = _warnings(result)
+    assert len(warnings) == 2  # the router line and "not a git checkout"
+    assert warnings[0].startswith(
+        "deploy_skip_router_check=true, shipping anyway (the route gate in the built image "
+        "still runs): routes_portfolio.router (backend/app/api/routes_portfolio.py:3) "
+        "is imported by main.py"
+    )
     assert Path(result["archive_path"]).is_file()
+
+
+@pytest.mark.parametrize("item", ["GET api/health", "get /api/health", "GET /x?y=1"])
+def test_malformed_expected_route_fails_first(tmp_path: Path, run_module, item: str) -> None:
+    failed, result = run_module(src_dir=str(tmp_path / "nope"), expected_routes=[item])
+    assert failed
+    assert result["msg"].startswith(f"deploy_expected_routes item '{item}' is not 'METHOD /path'")
+
+
+@pytest.mark.parametrize(
+    ("args", "msg"),
+    [
+        ({"service": "backend"}, "service 'backend' (deploy_service) is not in docker-compose.yml: "
+                                 "its services are backend-aws, db;"),
+        ({"profile": "local"}, "service 'backend-aws' is not enabled under profile 'local'"),
+        ({"compose_file": "compose.yaml"}, "compose file compose.yaml not found: "),
+    ],
+)
+def test_compose_problems_fail_before_the_archive(
+    checkout: Path, run_module, args: dict, msg: str
+) -> None:
+    failed, result = run_module(src_dir=str(checkout), **args)
+    assert failed
+    assert result["msg"].startswith(msg)
+    assert "\n" not in result["msg"]
+    assert not (checkout.parent / "artifacts").exists()
+
+
+def test_env_file_escaping_the_checkout_fails(checkout: Path, run_module) -> None:
+    _write(checkout, "docker-compose.yml", COMPOSE.replace(".env.db]", "../shared/.env.db]"))
+    failed, result = run_module(src_dir=str(checkout))
+    assert failed
+    assert result["msg"].startswith(
+        "service 'db' env_file '../shared/.env.db' escapes the checkout"
+    )
+
+
+def test_realistic_app(tmp_path: Path, run_module) -> None:
+    good = ra.write_app(tmp_path / "good")
+    failed, result = run_module(src_dir=str(good), expected_routes=ra.EXPECTED_ROUTES)
+    assert not failed, result
+    assert len(result["router_warnings"]) == 3
+    assert result["compose"]["dependencies"] == [
+        {"name": "db", "condition": "service_healthy", "container_name": "postgres_hardened"}
+    ]
+    assert result["compose"]["env_files"] == [".env", ".env.aws", ".env.db"]
+    seed = ra.write_app(tmp_path / "seed", "seed")
+    failed, result = run_module(src_dir=str(seed), expected_routes=ra.EXPECTED_ROUTES)
+    assert failed
+    assert result["msg"].startswith(
+        "routes_portfolio.router (backend/app/api/routes_portfolio.py:10) "
+        "is imported by main.py as portfolio_router but never included: "
+        "GET /api/portfolio/snapshot, GET /api/portfolio/latest, POST /api/portfolio/refresh "
+        "would answer 404"
+    )
 
 
 def test_syntax_error_fails(checkout: Path, run_module) -> None:
@@ -190,7 +324,7 @@ def test_untracked_file_warns(repo: Path, run_module) -> None:
 def test_require_clean_git_fails(repo: Path, run_module) -> None:
     for index in range(12):
         _write(repo, f"backend/extra_{index:02d}.py", "x = 1\n")
-    _write(repo, "docker-compose.yml", "services: {}\n")
+    _write(repo, "docker-compose.yml", COMPOSE + "# changed\n")
     failed, result = run_module(src_dir=str(repo), require_clean_git=True)
     assert failed
     msg = result["msg"]
@@ -245,5 +379,81 @@ def test_documentation_is_valid_yaml() -> None:
         texts.extend(desc if isinstance(desc, list) else [desc])
     assert all(isinstance(text, str) for text in texts)
     returned = yaml.safe_load(source_preflight.RETURN)
-    assert {"src_dir", "git_sha", "routers", "archive_sha256"} <= set(returned)
+    assert {"src_dir", "git_sha", "routers", "archive_sha256", "router_warnings",
+            "compose", "routes_found"} <= set(returned)
+    assert set(returned["compose"]["contains"]) == {
+        "file", "service", "profile", "dependencies", "env_files", "optional_env_files",
+        "all_env_files",
+    }
     yaml.safe_load(source_preflight.EXAMPLES)
+
+
+# --------------------------------------------------------------------------- the fixture app
+
+
+def _load_fixture_maker():
+    """tests/fixtures/make_atp_app.py (not a package) as a module."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "fixtures" / "make_atp_app.py"
+    spec = importlib.util.spec_from_file_location("make_atp_app", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+@pytest.fixture(scope="module")
+def atp_app(tmp_path_factory: pytest.TempPathFactory):
+    """One generated ~1,900-file checkout of the fixture app, shared by the tests below."""
+    maker = _load_fixture_maker()
+    repo = maker.make_app(tmp_path_factory.mktemp("atp") / "automated-trading-platform")
+    return maker, repo
+
+
+def test_fixture_app_good_ships_with_three_warnings(atp_app, run_module) -> None:
+    import time
+
+    maker, repo = atp_app
+    maker.commit_variant(repo, "good")
+    started = time.perf_counter()
+    failed, result = run_module(src_dir=str(repo), expected_routes=ra.EXPECTED_ROUTES,
+                                require_clean_git=True)
+    elapsed = time.perf_counter() - started
+    assert not failed, result
+    assert result["file_count"] > 1800
+    assert len(result["router_warnings"]) == 3, result["router_warnings"]
+    assert all("is never included by main.py" in w for w in result["router_warnings"])
+    assert set(result["routes_found"]) == set(ra.EXPECTED_ROUTES)
+    assert result["compose"]["service"] == "backend-aws"
+    assert result["compose"]["dependencies"] == [
+        {"name": "db", "condition": "service_healthy", "container_name": "postgres_hardened"}
+    ]
+    assert result["compose"]["env_files"] == [".env", ".env.aws", ".env.db"]
+    assert not any(".py." in r["file"] for r in result["routers"])
+    # the whole preflight (git status, router check, compose, a 15 MB archive) stays quick
+    assert elapsed < 60, elapsed
+    started = time.perf_counter()
+    check = source_preflight.check_routers(str(repo), "backend/app/main.py", ra.EXPECTED_ROUTES)
+    assert time.perf_counter() - started < 3.0
+    assert check.problems == []
+
+
+def test_fixture_app_seed_is_stopped_naming_the_portfolio_routes(
+    atp_app, run_module, tmp_path: Path
+) -> None:
+    maker, repo = atp_app
+    maker.commit_variant(repo, "seed")
+    try:
+        failed, result = run_module(src_dir=str(repo), expected_routes=ra.EXPECTED_ROUTES,
+                                    artifact_dir=str(tmp_path / "seed-artifacts"))
+    finally:
+        maker.commit_variant(repo, "good")
+    assert failed
+    assert result["msg"].startswith(
+        "routes_portfolio.router (backend/app/api/routes_portfolio.py:22) "
+        "is imported by main.py as portfolio_router but never included: "
+        "GET /api/portfolio/snapshot, GET /api/portfolio/latest, POST /api/portfolio/refresh "
+        "would answer 404; add app.include_router(portfolio_router, prefix=\"/api\")"
+    )
+    assert " | " not in result["msg"]  # the dead routers are not failures
+    assert not (tmp_path / "seed-artifacts").exists()

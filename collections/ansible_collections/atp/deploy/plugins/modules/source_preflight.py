@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.atp.deploy.plugins.module_utils.compose_file import (
+    ComposeError,
+    compose_summary,
+)
 from ansible_collections.atp.deploy.plugins.module_utils.git_util import GitError
 from ansible_collections.atp.deploy.plugins.module_utils.release_archive import (
     DEFAULT_EXCLUDES,
@@ -26,6 +30,7 @@ from ansible_collections.atp.deploy.plugins.module_utils.source_check import (
     check_routers,
     git_state,
     missing_files,
+    parse_expected_routes,
 )
 
 DOCUMENTATION = r"""
@@ -35,9 +40,20 @@ short_description: Check an app checkout and build its deterministic release arc
 version_added: 1.0.0
 description:
   - Runs on the controller (use C(delegate_to=localhost)) before any remote session.
-  - Checks, in order, that O(src_dir) exists, that the O(required_files) exist, that every
-    FastAPI C(APIRouter) defined under O(api_dir) is included by O(main_file), and the git
-    state of O(src_dir).
+  - Checks, in order, that O(expected_routes) are well formed, that O(src_dir) exists, that
+    the O(required_files) exist, the compose file (O(compose_file), read with PyYAML), the
+    FastAPI routers (static, with C(ast)), and the git state of O(src_dir).
+  - "Compose: O(service) must be a service of O(compose_file), enabled under O(profile);
+    every required C(depends_on) (list or mapping form, transitively) must exist and be
+    enabled too; every C(env_file) of the service and its dependencies must be a relative
+    path inside the checkout. The summary is returned as RV(compose)."
+  - "Routers: every importable module of O(main_file)'s package (C(backend/app): C(api/),
+    C(routers/), anywhere) is read. It fails only where it is certain: a router that
+    O(main_file) imports but never includes (the import is there, the C(include_router)
+    line is gone or the name is rebound before it), or a router that serves one of
+    O(expected_routes) while no included router does. Every other router that is never
+    included is a line in RV(router_warnings). Stray copies (C(x.py.bak), C(.backup2),
+    C(.new), C(.current), C(x.old.py)) are not modules and are ignored."
   - Then selects the files to ship (git tracked plus untracked-not-ignored files, minus
     O(excludes)) and writes C(<artifact_dir>/<content_hash>.tar.gz), a byte-for-byte
     deterministic archive whose first member is C(.release-manifest.json).
@@ -61,22 +77,49 @@ options:
       - backend/app/api/routes_portfolio.py
       - backend/app/utils/credential_resolver.py
       - backend/app/services/portfolio_snapshot.py
-  api_dir:
-    description: Directory (relative to O(src_dir)) scanned for module-level C(APIRouter) objects.
-    type: str
-    default: backend/app/api
   main_file:
-    description: FastAPI entry point (relative to O(src_dir)) that must include every router.
+    description:
+      - FastAPI entry point (relative to O(src_dir)). Its directory is the C(app) package whose
+        modules are scanned for routers.
     type: str
     default: backend/app/main.py
+  expected_routes:
+    description:
+      - Routes the app must serve, each C(METHOD /path) (METHOD one of GET, POST, PUT, PATCH,
+        DELETE, HEAD, OPTIONS; the path starts with C(/), no query string).
+      - Matched against the routers' decorators, the C(prefix) of each C(APIRouter) and the
+        C(prefix) of each C(include_router) call on the way from O(main_file).
+    type: list
+    elements: str
+    default:
+      - GET /api/health
+      - GET /api/dashboard/state
+      - GET /api/portfolio/snapshot
+      - GET /api/portfolio/latest
+      - POST /api/portfolio/refresh
+  compose_file:
+    description: The app's compose file, relative to O(src_dir).
+    type: str
+    default: docker-compose.yml
+  service:
+    description: The compose service the deploy builds and starts.
+    type: str
+    default: backend-aws
+  profile:
+    description:
+      - Compose profile(s) the deploy runs with (comma-separated; empty for none). Services
+        without C(profiles) are always enabled.
+    type: str
+    default: aws
   require_clean_git:
     description: Fail when shipped files are untracked or have uncommitted changes.
     type: bool
     default: false
   skip_router_check:
     description:
-      - Report router problems as warnings instead of failing.
-      - Exists only so fault-injection tests can push a broken release past preflight.
+      - Report the static router check's failures as warnings instead of failing.
+      - Only this static check is skipped; the route gate inside the built image (before
+        activation) still runs. Meant for fault-injection tests.
     type: bool
     default: false
   excludes:
@@ -116,6 +159,11 @@ EXAMPLES = r"""
     src_dir: "{{ backend_src_dir }}"
     artifact_dir: "{{ playbook_dir }}/.cache/releases"
     require_clean_git: "{{ deploy_require_clean_git | default(false) }}"
+    service: backend-aws
+    profile: aws
+    expected_routes:
+      - GET /api/health
+      - GET /api/portfolio/snapshot
   delegate_to: localhost
   run_once: true
   register: preflight
@@ -152,7 +200,7 @@ modified:
   type: list
   elements: str
 routers:
-  description: Every module-level APIRouter found under O(api_dir).
+  description: Every module-level APIRouter found in O(main_file)'s package.
   returned: success
   type: list
   elements: dict
@@ -172,6 +220,62 @@ routers:
     included:
       description: Whether O(main_file) includes it (directly or via an included router).
       type: bool
+    prefix:
+      description: The C(prefix) given to its C(APIRouter), null when not a literal.
+      type: str
+    routes:
+      description: C(METHOD path) of each route it declares (path relative to the router).
+      type: list
+      elements: str
+router_warnings:
+  description:
+    - One line per router that is never included but breaks nothing (dead code), per syntax
+      error in a module O(main_file) does not import, and per expected route no router
+      serves statically. The deploy continues.
+  returned: success
+  type: list
+  elements: str
+routes_found:
+  description: Each expected route found statically, mapped to the router that serves it.
+  returned: success
+  type: dict
+compose:
+  description: The compose file as the deploy will run it.
+  returned: success
+  type: dict
+  contains:
+    file:
+      description: Compose file relative to O(src_dir), normalised.
+      type: str
+    service:
+      description: O(service).
+      type: str
+    profile:
+      description: O(profile).
+      type: str
+    dependencies:
+      description:
+        - Transitive C(depends_on) of the service, dependencies first, only services enabled
+          under the profile. Each is C({name, condition, container_name}); C(condition) is
+          service_started, service_healthy or service_completed_successfully (from the first
+          edge that reaches it); C(container_name) is null when the service sets none.
+      type: list
+      elements: dict
+    env_files:
+      description:
+        - Every required C(env_file) of the service and its dependencies (relative to the
+          compose file's directory, normalised, de-duplicated, in order), that is the files
+          C(up) needs to exist.
+      type: list
+      elements: str
+    optional_env_files:
+      description: C(env_file) entries with C(required=false) of the service and its dependencies.
+      type: list
+      elements: str
+    all_env_files:
+      description: Every C(env_file) of every service in the file, any profile.
+      type: list
+      elements: str
 file_count:
   description: Number of files in the archive (the manifest not counted).
   returned: success
@@ -205,13 +309,23 @@ DEFAULT_REQUIRED_FILES = [
     "backend/app/utils/credential_resolver.py",
     "backend/app/services/portfolio_snapshot.py",
 ]
+DEFAULT_EXPECTED_ROUTES = [
+    "GET /api/health",
+    "GET /api/dashboard/state",
+    "GET /api/portfolio/snapshot",
+    "GET /api/portfolio/latest",
+    "POST /api/portfolio/refresh",
+]
 _LIST_LIMIT = 10
 
 ARGUMENT_SPEC = {
     "src_dir": {"type": "path", "required": True},
     "required_files": {"type": "list", "elements": "str", "default": DEFAULT_REQUIRED_FILES},
-    "api_dir": {"type": "str", "default": "backend/app/api"},
     "main_file": {"type": "str", "default": "backend/app/main.py"},
+    "expected_routes": {"type": "list", "elements": "str", "default": DEFAULT_EXPECTED_ROUTES},
+    "compose_file": {"type": "str", "default": "docker-compose.yml"},
+    "service": {"type": "str", "default": "backend-aws"},
+    "profile": {"type": "str", "default": "aws"},
     "require_clean_git": {"type": "bool", "default": False},
     "skip_router_check": {"type": "bool", "default": False},
     "excludes": {"type": "list", "elements": "str", "default": list(DEFAULT_EXCLUDES)},
@@ -251,13 +365,20 @@ def check_required(src_dir: str, required: list[str]) -> None:
 
 
 def check_router_inclusion(module: AnsibleModule, src_dir: str) -> RouterCheck:
-    """Run the router check; fail (or only warn with skip_router_check) on problems."""
+    """Run the static router check; fail (or only warn with skip_router_check) on problems.
+
+    Several problems are joined with `` | `` so the message stays one line per problem
+    within Ansible's single ``msg``.
+    """
     params = module.params
-    result = check_routers(src_dir, params["api_dir"], params["main_file"])
+    result = check_routers(src_dir, params["main_file"], params["expected_routes"])
     if result.problems and not params["skip_router_check"]:
         raise PreflightError(" | ".join(result.problems))
     for problem in result.problems:
-        module.warn(f"skip_router_check=true, shipping anyway: {problem}")
+        module.warn(
+            f"deploy_skip_router_check=true, shipping anyway (the route gate in the built "
+            f"image still runs): {problem}"
+        )
     return result
 
 
@@ -322,6 +443,8 @@ def _router_dicts(result: RouterCheck, src_dir: str) -> list[dict]:
             "file": os.path.relpath(r.file, src_dir).replace(os.sep, "/"),
             "line": r.line,
             "included": r.ref in result.included,
+            "prefix": r.prefix,
+            "routes": [f"{route.method} {route.path}" for route in r.routes if route.path],
         }
         for r in result.routers
     ]
@@ -329,8 +452,13 @@ def _router_dicts(result: RouterCheck, src_dir: str) -> list[dict]:
 
 def run(module: AnsibleModule) -> dict:
     """All checks in order; returns the module result (PreflightError on failure)."""
-    src_dir = check_src_dir(module.params["src_dir"])
-    check_required(src_dir, module.params["required_files"])
+    params = module.params
+    parse_expected_routes(params["expected_routes"])
+    src_dir = check_src_dir(params["src_dir"])
+    check_required(src_dir, params["required_files"])
+    compose = compose_summary(
+        src_dir, params["compose_file"], params["service"], params["profile"]
+    )
     routers = check_router_inclusion(module, src_dir)
     state = check_git(module, src_dir)
     archive = build_release(module, src_dir)
@@ -342,6 +470,9 @@ def run(module: AnsibleModule) -> dict:
         "untracked": state["untracked"],
         "modified": state["modified"],
         "routers": _router_dicts(routers, src_dir),
+        "router_warnings": routers.warnings,
+        "routes_found": routers.served,
+        "compose": compose,
         "file_count": archive["file_count"],
         "content_hash": archive["content_hash"],
         "archive_path": archive["path"],
@@ -356,7 +487,9 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
         result = run(module)
-    except (PreflightError, ReleaseArchiveError, SourceCheckError, GitError) as exc:
+    except (
+        PreflightError, ReleaseArchiveError, SourceCheckError, GitError, ComposeError
+    ) as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg=f"preflight I/O error: {exc}")
