@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from ansible_collections.atp.deploy.plugins.module_utils import docker_cmd as dc
@@ -32,8 +33,11 @@ def test_compose_build_and_up():
         "docker", "compose", "-p", "p", "-f", FILES[0], "-f", FILES[1], "--profile", "aws",
         "build", "backend-aws"]
     up = dc.compose_up("p", FILES, "aws", "backend-aws")
-    assert up[-4:] == ["up", "-d", "--no-build", "backend-aws"]
+    assert up[-5:] == ["up", "-d", "--no-deps", "--no-build", "backend-aws"]
     assert "restart" not in up
+    start = dc.compose_start_dependency("p", FILES, "aws", "db")
+    assert start[-5:] == ["up", "-d", "--no-deps", "--no-recreate", "db"]
+    assert "--force-recreate" not in start and "restart" not in start
     assert dc.compose("p", ["a.yml"], None, "ps") == ["docker", "compose", "-p", "p", "-f",
                                                       "a.yml", "ps"]
 
@@ -113,7 +117,7 @@ def test_parse_inspect_and_filters():
     assert containers[0] == {
         "id": "c1", "name": "atp-backend-aws-1", "image": "repo:rel", "image_id": "sha256:img",
         "state": "running", "running": True, "project": "atp", "service": "backend-aws",
-        "host_ports": [8002], "restart_count": 0, "exit_code": None}
+        "host_ports": [8002], "restart_count": 0, "exit_code": None, "health": None}
     assert containers[2]["running"] is False and containers[2]["host_ports"] == []
     assert (containers[2]["restart_count"], containers[2]["exit_code"]) == (3, 1)
     assert [c["id"] for c in dc.service_containers(containers, "atp", "backend-aws")] == ["c1"]
@@ -128,3 +132,125 @@ def test_parse_inspect_rejects_non_json():
     with pytest.raises(ValueError, match="no JSON"):
         dc.parse_inspect("Error: No such object")
     assert dc.parse_inspect("") == []
+
+
+def test_gate_and_dependency_builders():
+    run = dc.compose_run_once("p", FILES, "aws", "backend-aws", "p-gate-1", "python3",
+                              ["-c", "print(1)", "app.main", "app"])
+    assert run == ["docker", "compose", "-p", "p", "-f", FILES[0], "-f", FILES[1], "--profile",
+                   "aws", "run", "--rm", "--no-deps", "-T", "--name", "p-gate-1",
+                   "--entrypoint", "python3", "backend-aws", "-c", "print(1)", "app.main", "app"]
+    assert "--service-ports" not in run and "--publish" not in run
+    assert dc.ps_name_ids("postgres_hardened") == [
+        "docker", "ps", "--all", "--quiet", "--no-trunc", "--filter",
+        "name=^/postgres_hardened$"]
+    assert dc.rm_force("x") == ["docker", "rm", "--force", "x"]
+    assert dc.logs_tail("c1", 10) == ["docker", "logs", "--tail", "10", "c1"]
+    assert dc.logs_tail("c1", 0)[3] == "1"
+
+
+def test_parse_inspect_health():
+    doc = json.loads(inspect_json())
+    doc[0]["State"]["Health"] = {"Status": "starting", "Log": []}
+    containers = dc.parse_inspect(json.dumps(doc))
+    assert [c["health"] for c in containers] == ["starting", None, None]
+
+
+# --------------------------------------------------------------------------- failure excerpts
+
+BUILD_LOGS = Path(__file__).with_name("build_logs")
+
+
+def read_log(name: str) -> str:
+    return (BUILD_LOGS / name).read_text()
+
+
+@pytest.mark.parametrize("name", ["buildkit_compose_fresh.log", "buildkit_compose_cached.log"])
+def test_error_excerpt_buildkit(name):
+    text = read_log(name)
+    assert len(text.splitlines()) >= 40
+    out = dc.error_excerpt(text, 15)
+    assert 5 <= len(out) <= 15
+    assert out[0].startswith("failed to solve: process \"/bin/sh -c for i in")
+    assert out[0].endswith("did not complete successfully: exit code: 1")
+    assert " ... " in out[0] and len(out[0]) <= dc.LINE_WIDTH
+    assert out[1].startswith("failing step: [backend-aws builder 5/6] RUN for i in")
+    assert out[2:] == [f"  Collecting package{i}==1.{i}" for i in range(1, 9)] + [
+        "  ERROR: Could not find a version that satisfies the requirement psycopg2==2.9.99 "
+        "(from versions: none)",
+        "  ERROR: No matching distribution found for psycopg2==2.9.99"]
+    joined = "\n".join(out)
+    for noise in ("CACHED", "[backend-aws internal] load", "DONE", "#0 building", "#9 "):
+        assert noise not in joined
+
+
+def test_error_excerpt_keeps_the_step_errors_when_short_of_room():
+    out = dc.error_excerpt(read_log("buildkit_compose_cached.log"), 5)
+    assert len(out) == 5
+    assert out[0].startswith("failed to solve")
+    assert out[1].startswith("failing step: ")
+    assert out[2:] == ["  Collecting package8==1.8",
+                       "  ERROR: Could not find a version that satisfies the requirement "
+                       "psycopg2==2.9.99 (from versions: none)",
+                       "  ERROR: No matching distribution found for psycopg2==2.9.99"]
+
+
+def test_error_excerpt_classic_builder():
+    text = read_log("classic_builder.log")
+    assert "\x1b[91m" in text
+    out = dc.error_excerpt(text, 15)
+    assert len(out) == 12
+    assert out[0].startswith("The command '/bin/sh -c for i in")
+    assert out[0].endswith("returned a non-zero code: 1")
+    assert out[1].startswith("failing step: Step 5/8 : RUN for i in")
+    assert out[-1] == "  ERROR: No matching distribution found for psycopg2==2.9.99"
+    joined = "\n".join(out)
+    for noise in ("\x1b", "--->", "Removing intermediate", "Sending build context",
+                  "DEPRECATED", "compiling2"):
+        assert noise not in joined
+
+
+def test_error_excerpt_long_step_output_keeps_errors_and_tail():
+    lines = ["#1 [internal] load build definition from Dockerfile.aws", "#1 DONE 0.0s", ""]
+    for i in range(2, 8):
+        lines += [f"#{i} [backend-aws builder {i}/9] COPY x{i} .", f"#{i} CACHED", ""]
+    lines += ["#8 [backend-aws builder 8/9] RUN pip wheel -r requirements.txt"]
+    lines += [f"#8 {i}.0 Building wheel for pkg{i}" for i in range(60)]
+    lines[-30] = "#8 31.0 error: command 'gcc' failed: No such file or directory"
+    lines += ["#8 61.0 note: This error originates from a subprocess",
+              "#8 ERROR: process \"/bin/sh -c pip wheel -r requirements.txt\" did not complete "
+              "successfully: exit code: 1",
+              "------", " > [backend-aws builder 8/9] RUN pip wheel -r requirements.txt:",
+              "61.0 note: This error originates from a subprocess", "------",
+              "Dockerfile.aws:14", "--------------------",
+              "  14 | >>> RUN pip wheel -r requirements.txt", "--------------------",
+              "failed to solve: process \"/bin/sh -c pip wheel -r requirements.txt\" did not "
+              "complete successfully: exit code: 1"]
+    out = dc.error_excerpt("\n".join(lines), 13)
+    assert len(out) == 13
+    assert out[0] == ("failed to solve: process \"/bin/sh -c pip wheel -r requirements.txt\" "
+                      "did not complete successfully: exit code: 1")
+    assert out[1] == "failing step: [backend-aws builder 8/9] RUN pip wheel -r requirements.txt"
+    assert out[2] == "  error: command 'gcc' failed: No such file or directory"
+    assert out[-1] == "  note: This error originates from a subprocess"
+    assert "CACHED" not in "\n".join(out)
+
+
+def test_error_excerpt_up_failure_puts_the_error_first():
+    text = "\n".join([" Network atp_default  Created"]
+                     + [" Container atp-backend-aws-1  Recreate"] * 30
+                     + ["Error response from daemon: Bind for 0.0.0.0:8002 failed: port is "
+                        "already allocated", ""])
+    out = dc.error_excerpt(text, 4)
+    assert out[0] == ("Error response from daemon: Bind for 0.0.0.0:8002 failed: port is already "
+                      "allocated")
+    assert out[1:] == ["Container atp-backend-aws-1  Recreate"] * 3
+    assert dc.error_excerpt("", 15) == []
+    assert dc.error_excerpt("just one line", 15) == ["just one line"]
+
+
+def test_short_line_keeps_both_ends():
+    line = "a" * 300 + "exit code: 1"
+    short = dc.short_line(line, 100)
+    assert len(short) == 100 and short.endswith("exit code: 1") and " ... " in short
+    assert dc.short_line("short") == "short"

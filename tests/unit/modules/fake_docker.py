@@ -9,6 +9,20 @@ containers [{id, name, image, image_id, running, project, service, ports, status
 restart_count, exit_code}],
 build {rc, output}, up {rc, output, wrong_image}, rm_errors {ref: (rc, stderr)},
 inspect_error {rc, stderr} (docker image inspect itself failing).
+``tag <image id|ref> <ref>`` adds a tag to an image (known by a tag or used by a container).
+
+Dependencies and the route gate (compose_release):
+  services {name: {container_name, health, health_seq, up_rc, up_output}}: compose services
+    other than the backend. `up ... --no-recreate <svc>` starts a stopped container as it is
+    (same id) or creates a missing one; `up` WITHOUT --no-recreate recreates it (new id). An
+    `up` of the backend WITHOUT --no-deps recreates every running container of `services`,
+    as compose does when a dependency's config changed. Containers may carry `health`
+    (State.Health.Status) and `health_seq` (statuses taken one per `docker inspect`).
+  run {output, rc} | {exec_cwd, env} | {hang: seconds}: `compose run --name N ...`; the one-off
+    container N is in `containers` while it runs and removed at its end (--rm); `hang` sleeps
+    without removing it (the caller's timeout kills the fake). exec_cwd runs the command with
+    this Python in that directory. Default: prints an empty route list of the route gate.
+  logs {id: text} for `docker logs --tail N <id>`; `rm --force <name|id>` removes a container.
 
 ``image inspect`` takes several refs; with ``--format`` containing ``RepoTags`` it prints
 ``<tags JSON> <id>`` per found image, else the id. Missing refs go to stderr, exit 1.
@@ -21,7 +35,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import sys
+import time
+
+GATE_MARK = "ATP_ROUTE_GATE_RESULT="
 
 
 def load() -> dict:
@@ -56,7 +74,8 @@ def inspect_doc(c: dict) -> dict:
         "Image": c["image_id"],
         "Config": {"Image": c.get("image", ""), "Labels": labels},
         "State": {"Status": c.get("status") or ("running" if c.get("running") else "exited"),
-                  "Running": bool(c.get("running")), "ExitCode": c.get("exit_code", 0)},
+                  "Running": bool(c.get("running")), "ExitCode": c.get("exit_code", 0),
+                  **({"Health": {"Status": c["health"]}} if c.get("health") else {})},
         "RestartCount": c.get("restart_count", 0),
         "NetworkSettings": {"Ports": ports if c.get("running") else {}},
     }
@@ -68,15 +87,16 @@ def override_image(service: str) -> str:
 
 
 def compose(state: dict, args: list[str]) -> int:
-    project, i, rest = None, 0, []
-    while i < len(args):
+    project, i = None, 0
+    while i < len(args) and args[i] in ("-p", "-f", "--profile"):
         if args[i] == "-p":
-            project, i = args[i + 1], i + 2
-        elif args[i] in ("-f", "--profile"):
-            i += 2
-        else:
-            rest.append(args[i])
-            i += 1
+            project = args[i + 1]
+        i += 2
+    rest = args[i:]
+    if rest[:1] == ["run"]:
+        return compose_run(state, project, rest[1:])
+    if rest[:1] == ["up"] and rest[-1] in state.get("services", {}):
+        return compose_up_dependency(state, project, rest)
     if rest == ["version"]:
         if state["compose"].get("rc"):
             print("docker: unknown command: docker compose", file=sys.stderr)
@@ -103,6 +123,12 @@ def compose(state: dict, args: list[str]) -> int:
             return 1
         if state["up"].get("wrong_image"):
             image_id = state["up"]["wrong_image"]
+        if "--no-deps" not in rest:
+            for dep in state.get("services", {}):
+                for c in state["containers"]:
+                    if c.get("service") == dep and c.get("project") == project \
+                            and c.get("running"):
+                        c["id"] = fake_id("recreated", c["id"])
         mine = [c for c in state["containers"]
                 if c.get("project") == project and c.get("service") == service]
         if len(mine) == 1 and mine[0]["running"] and mine[0]["image_id"] == image_id:
@@ -120,14 +146,117 @@ def compose(state: dict, args: list[str]) -> int:
     return 99
 
 
+def compose_up_dependency(state: dict, project: str, rest: list[str]) -> int:
+    name = rest[-1]
+    spec = state["services"][name]
+    if spec.get("up_output"):
+        print(spec["up_output"])
+    if spec.get("up_rc"):
+        return spec["up_rc"]
+    mine = [c for c in state["containers"]
+            if c.get("project") == project and c.get("service") == name]
+    if mine and "--no-recreate" in rest:
+        for c in mine:
+            if not c.get("running"):
+                c.update(running=True, status="running", exit_code=0)
+                c.update({k: spec[k] for k in ("health", "health_seq") if k in spec})
+                c["started"] = c.get("started", 0) + 1
+    else:
+        state["containers"] = [c for c in state["containers"] if c not in mine]
+        count = len(state.get("history", []))
+        state["containers"].append({
+            "id": fake_id("container", name, str(count)),
+            "name": spec.get("container_name") or f"{project}-{name}-1",
+            "image": spec.get("image", name), "image_id": spec.get("image_id", "sha256:" + name),
+            "running": True, "project": project, "service": name, "ports": [],
+            **{k: spec[k] for k in ("health", "health_seq") if k in spec}})
+        state.setdefault("history", []).append(name)
+    save(state)
+    return 0
+
+
+def compose_run(state: dict, project: str, args: list[str]) -> int:
+    opts, i = {}, 0
+    while i < len(args) and args[i].startswith("-"):
+        if args[i] in ("--name", "--entrypoint"):
+            opts[args[i]] = args[i + 1]
+            i += 2
+        else:
+            opts[args[i]] = True
+            i += 1
+    service, command = args[i], args[i + 1:]
+    name = opts.get("--name") or f"{project}-{service}-run-1"
+    spec = state.get("run") or {}
+    oneoff = {"id": fake_id("oneoff", name), "name": name, "image": "", "running": True,
+              "image_id": "sha256:oneoff", "project": project, "service": service, "ports": [],
+              "oneoff": True}
+    state["containers"].append(oneoff)
+    save(state)
+    if spec.get("hang"):
+        time.sleep(spec["hang"])
+    if "exec_cwd" in spec:
+        entry = opts.get("--entrypoint")
+        argv = ([sys.executable] if entry in ("python3", "python") else [entry]) + command
+        env = {**os.environ, **spec.get("env", {})}
+        done = subprocess.run(argv, cwd=spec["exec_cwd"], env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        sys.stdout.write(done.stdout + done.stderr)
+        rc = done.returncode
+    else:
+        default = "\n" + GATE_MARK + json.dumps({"routes": []})
+        print(spec.get("output", default))
+        rc = spec.get("rc", 0)
+    if opts.get("--rm"):
+        state = load()
+        state["containers"] = [c for c in state["containers"] if c.get("name") != name]
+        save(state)
+    return rc
+
+
+def rm(state: dict, args: list[str]) -> int:
+    target = args[-1]
+    mine = [c for c in state["containers"] if target in (c.get("name"), c.get("id"))]
+    if not mine:
+        print(f"Error response from daemon: No such container: {target}", file=sys.stderr)
+        return 1
+    state["containers"] = [c for c in state["containers"] if c not in mine]
+    save(state)
+    print(target)
+    return 0
+
+
+def logs(state: dict, args: list[str]) -> int:
+    tail = int(args[args.index("--tail") + 1]) if "--tail" in args else 100000
+    lines = state.get("logs", {}).get(args[-1], "").splitlines()
+    print("\n".join(lines[-tail:]))
+    return 0
+
+
+def inspect(state: dict, args: list[str]) -> int:
+    found = []
+    for c in state["containers"]:
+        if c["id"] in args:
+            if c.get("health_seq"):
+                c["health"] = c["health_seq"].pop(0)
+            found.append(inspect_doc(c))
+    if any(c.get("health_seq") is not None for c in state["containers"]):
+        save(state)
+    print(json.dumps(found))
+    return 0 if len(found) == len(args) else 1
+
+
 def ps(state: dict, args: list[str]) -> int:
-    wanted = [a.split("=", 1)[1] for i, a in enumerate(args) if i and args[i - 1] == "--filter"]
+    filters = [a for i, a in enumerate(args) if i and args[i - 1] == "--filter"]
     labels = {}
-    for item in wanted:
-        key, _, value = item.partition("=")
-        labels[key] = value
+    for item in filters:
+        if item.startswith("label="):
+            key, _, value = item[len("label="):].partition("=")
+            labels[key] = value
+    names = [f[len("name="):].lstrip("^/").rstrip("$") for f in filters if f.startswith("name=")]
     for c in state["containers"]:
         if "--all" not in args and not c.get("running"):
+            continue
+        if names and c["name"] not in names:
             continue
         doc_labels = inspect_doc(c)["Config"]["Labels"]
         if all(doc_labels.get(k) == v for k, v in labels.items()):
@@ -187,6 +316,20 @@ def image_rm(state: dict, args: list[str]) -> int:
     return 0
 
 
+def tag(state: dict, args: list[str]) -> int:
+    """``docker tag <image id or ref> <ref>``."""
+    source, ref = args
+    image_id = source if source.startswith("sha256:") else state["images"].get(source)
+    if image_id is None or (source.startswith("sha256:") and
+                            image_id not in state["images"].values() and
+                            image_id not in [c.get("image_id") for c in state["containers"]]):
+        print(f"Error response from daemon: No such image: {source}", file=sys.stderr)
+        return 1
+    state["images"][ref] = image_id
+    save(state)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     record(argv)
     state = load()
@@ -203,12 +346,16 @@ def main(argv: list[str]) -> int:
         return image_inspect(state, argv[2:])
     if argv[:2] == ["image", "rm"]:
         return image_rm(state, argv[2:])
+    if argv[:1] == ["tag"]:
+        return tag(state, argv[1:])
     if argv[:1] == ["ps"]:
         return ps(state, argv[1:])
     if argv[:1] == ["inspect"]:
-        found = [inspect_doc(c) for c in state["containers"] if c["id"] in argv[1:]]
-        print(json.dumps(found))
-        return 0 if len(found) == len(argv) - 1 else 1
+        return inspect(state, argv[1:])
+    if argv[:1] == ["rm"]:
+        return rm(state, argv[1:])
+    if argv[:1] == ["logs"]:
+        return logs(state, argv[1:])
     print(f"fake docker: unsupported {argv}", file=sys.stderr)
     return 99
 

@@ -74,9 +74,48 @@ def compose_up(project: str, files: list[str], profile: str | None, service: str
                docker: str = "docker") -> list[str]:
     """``up -d`` (never ``restart``): recreates the container when its config or image changed.
 
-    ``--no-build``: the image was built (or found) by the step before; ``up`` must not build.
+    ``--no-deps``: never touch the services it depends on (without it, compose recreates the
+    db whenever the db's effective config differs); compose_release starts and waits for them
+    itself (compose_start_dependency). ``--no-build``: the image was built (or found) by the
+    step before; ``up`` must not build.
     """
-    return compose(project, files, profile, "up", "-d", "--no-build", service, docker=docker)
+    return compose(project, files, profile, "up", "-d", "--no-deps", "--no-build", service,
+                   docker=docker)
+
+
+def compose_start_dependency(project: str, files: list[str], profile: str | None,
+                             service: str, docker: str = "docker") -> list[str]:
+    """Start a missing or stopped dependency and never recreate it.
+
+    ``--no-recreate``: an existing container is started as it is, even when its config differs
+    from the release's compose file. ``--no-deps``: the dependencies come in order, each on its
+    own. No ``--no-build``: a dependency whose image is missing (a db built from the app's
+    ``docker/postgres``) is built once, as plain ``up`` would; an existing image is used as is.
+    """
+    return compose(project, files, profile, "up", "-d", "--no-deps", "--no-recreate", service,
+                   docker=docker)
+
+
+def compose_run_once(project: str, files: list[str], profile: str | None, service: str,
+                     name: str, entrypoint: str, args: list[str],
+                     docker: str = "docker") -> list[str]:
+    """Run the service's image once: the service's env_file/environment/working_dir/user, no
+    published ports (no ``--service-ports``), no dependencies, removed when it ends."""
+    return compose(project, files, profile, "run", "--rm", "--no-deps", "-T", "--name", name,
+                   "--entrypoint", entrypoint, service, *args, docker=docker)
+
+
+def ps_name_ids(name: str, docker: str = "docker") -> list[str]:
+    """Containers (any state) named exactly `name`."""
+    return [docker, "ps", "--all", "--quiet", "--no-trunc", "--filter", f"name=^/{name}$"]
+
+
+def rm_force(name: str, docker: str = "docker") -> list[str]:
+    return [docker, "rm", "--force", name]
+
+
+def logs_tail(container: str, lines: int, docker: str = "docker") -> list[str]:
+    return [docker, "logs", "--tail", str(max(int(lines), 1)), container]
 
 
 def override_document(service: str, ref: str, git_sha: str = "", build_time: str = "") -> dict:
@@ -167,7 +206,8 @@ def _host_ports(attrs: dict) -> list[int]:
 
 def parse_inspect(text: str) -> list[dict]:
     """`docker inspect <ids>` JSON -> [{id, name, image, image_id, state, running, project,
-    service, host_ports, restart_count, exit_code}]."""
+    service, host_ports, restart_count, exit_code, health}] (health: healthy, starting,
+    unhealthy, or None without a healthcheck)."""
     try:
         items = json.loads(text or "[]")
     except ValueError as exc:
@@ -189,6 +229,7 @@ def parse_inspect(text: str) -> list[dict]:
             "host_ports": _host_ports(attrs),
             "restart_count": int(attrs.get("RestartCount") or 0),
             "exit_code": state.get("ExitCode"),
+            "health": (state.get("Health") or {}).get("Status") or None,
         })
     return result
 
@@ -204,3 +245,179 @@ def publishers(containers: list[dict], port: int) -> list[dict]:
         for c in containers
         if c.get("running") and port in c.get("host_ports", [])
     ]
+
+
+# --------------------------------------------------------------------------- failure excerpts
+
+EXCERPT_LINES = 15
+LINE_WIDTH = 240
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_BK_HEADER_RE = re.compile(r"^#(\d+) \[([^\]]+)\] (.*)$")
+_BK_OUTPUT_RE = re.compile(r"^#(\d+) \d+\.\d+ ?(.*)$")
+_BK_ERROR_RE = re.compile(r"^#(\d+) ERROR: (.*)$")
+_BK_SUMMARY_HEAD_RE = re.compile(r"^ > \[([^\]]+)\] (.*?):?$")
+_TIMESTAMP_RE = re.compile(r"^\d+\.\d+ ")
+_CLASSIC_STEP_RE = re.compile(r"^Step \d+/\d+ : (.*)$")
+_NOISE_RES = [re.compile(p) for p in (
+    r"^#\d+ CACHED$",
+    r"^#\d+ DONE\b",
+    r"^#\d+ \[[^\]]*\binternal\]",
+    r"^#\d+ (transferring|resolve|sha256:|extracting|exporting|writing image|naming to"
+    r"|unpacking|preparing|loading|load)\b",
+    r"^#0 building with",
+    r"^#\d+ \[[^\]]*\] FROM ",
+    r"^ ---> ",
+    r"^Removing intermediate container",
+    r"^Sending build context",
+    r"^Step \d+/\d+ : FROM ",
+    r"^DEPRECATED: The legacy builder",
+    r"^\s+(BuildKit is currently disabled|environment-variable|install the buildx)",
+    r"^-{3,}$",
+    r"^\s*$",
+)]
+_ERROR_RES = [re.compile(p, re.I) for p in (
+    r"failed to solve",
+    r"returned a non-zero code",
+    r"did not complete successfully",
+    r"^(#\d+ )?(\d+\.\d+ )?ERROR\b",
+    r"^Error\b",
+    r"\berror( response from daemon)?:",
+    r"failed to build",
+    r"\bno such file or directory\b",
+    r"\bis already in use\b",
+    r"\bport is already allocated\b",
+    r"\bnot found\b",
+    r"\bdenied\b",
+)]
+_KEY_PREFIX_RE = re.compile(
+    r"^(#\d+ )?(\d+\.\d+ )?(target [^:]+: )?(failed to solve: )?(error: )?", re.I)
+
+
+def _clean(text: str) -> list[str]:
+    """ANSI colours dropped, carriage-return progress collapsed, trailing blanks cut."""
+    lines = []
+    for raw in _ANSI_RE.sub("", text or "").split("\n"):
+        lines.append(raw.rsplit("\r", 1)[-1].rstrip() if "\r" in raw.rstrip("\r") else
+                     raw.rstrip())
+    return lines
+
+
+def short_line(line: str, width: int = LINE_WIDTH) -> str:
+    """One line at most `width` characters: the start and the end kept (exit codes are there)."""
+    if len(line) <= width:
+        return line
+    head = width * 2 // 3
+    return line[:head] + " ... " + line[-(width - head - 5):]
+
+
+def is_noise(line: str) -> bool:
+    return any(p.search(line) for p in _NOISE_RES)
+
+
+def _is_step_header(line: str) -> bool:
+    return bool(_BK_HEADER_RE.match(line) or _BK_SUMMARY_HEAD_RE.match(line)
+                or _CLASSIC_STEP_RE.match(line))
+
+
+def is_error_line(line: str) -> bool:
+    """A line saying what failed (a step header quoting a command with 'ERROR' in it is not)."""
+    return (not is_noise(line) and not _is_step_header(line)
+            and any(p.search(line) for p in _ERROR_RES))
+
+
+def _key(line: str) -> str:
+    return _KEY_PREFIX_RE.sub("", line.strip()).strip().lower()
+
+
+def _failing_step(lines: list[str]) -> tuple[str, list[str]] | None:
+    """(header, output lines) of the step that failed, from a BuildKit plain log or a classic
+    builder log; None when the log names no failing step."""
+    failed = None
+    for line in lines:
+        match = _BK_ERROR_RE.match(line)
+        if match:
+            failed = match.group(1)
+    if failed is not None:
+        header, output = f"step #{failed}", []
+        for line in lines:
+            match = _BK_HEADER_RE.match(line)
+            if match and match.group(1) == failed and header == f"step #{failed}":
+                header = f"[{match.group(2)}] {match.group(3)}"
+                continue
+            match = _BK_OUTPUT_RE.match(line)
+            if match and match.group(1) == failed:
+                output.append(match.group(2))
+        return header, output
+    for i, line in enumerate(lines):  # BuildKit's summary block: ' > [stage] RUN ...:'
+        match = _BK_SUMMARY_HEAD_RE.match(line)
+        if match:
+            output = []
+            for inner in lines[i + 1:]:
+                if inner.startswith("------"):
+                    break
+                output.append(_TIMESTAMP_RE.sub("", inner))
+            return f"[{match.group(1)}] {match.group(2)}", output
+    step, output = None, []
+    for line in lines:  # classic builder: 'Step 5/8 : RUN ...' ... 'returned a non-zero code'
+        match = _CLASSIC_STEP_RE.match(line)
+        if match:
+            step, output = line, []
+            continue
+        if "returned a non-zero code" in line and step:
+            return step, output
+        if step and not is_noise(line):
+            output.append(line)
+    return None
+
+
+def error_excerpt(text: str, limit: int = EXCERPT_LINES) -> list[str]:
+    """The lines of a failed build or `up` worth reading, error lines FIRST, at most `limit`.
+
+    1. The error lines (``failed to solve``, ``returned a non-zero code``, ``ERROR ...``,
+       ``Error response from daemon``), de-duplicated, at most 3;
+    2. the failing step (BuildKit ``[stage 5/6] RUN ...`` or classic ``Step 5/8 : RUN ...``)
+       and the last lines of its output, its own error lines always kept;
+    3. without a failing step (an ``up`` failure): the last meaningful lines.
+    ``CACHED``, ``#N [internal] load ...``, ``DONE``, ``---> Using cache`` are never shown.
+    """
+    limit = max(int(limit), 1)
+    lines = _clean(text)
+    step = _failing_step(lines)
+    step_keys = {_key(line) for line in (step[1] if step else [])}
+    errors: list[str] = []
+    where: dict[str, int] = {}
+    for line in lines:
+        if not is_error_line(line):
+            continue
+        key = _key(line)
+        if key in step_keys:
+            continue
+        line = line.strip()
+        if key in where:  # the same error twice: keep the plainer wording ('failed to solve')
+            if line.startswith("#") < errors[where[key]].startswith("#"):
+                errors[where[key]] = line
+            continue
+        where[key] = len(errors)
+        errors.append(line)
+    if step:
+        errors = errors[-min(3, max(limit - 2, 1)):]
+    out = [short_line(line) for line in errors[-limit:]]
+    if step and len(out) < limit:
+        header, output = step
+        out.append(short_line(f"failing step: {header}"))
+        body = [line for line in output if line.strip() and not is_noise(line)]
+        room = limit - len(out)
+        if room > 0 and body:
+            keep = {i for i, line in enumerate(body) if is_error_line(line)}
+            keep = set(sorted(keep)[-room:])
+            for i in range(len(body) - 1, -1, -1):
+                if len(keep) >= room:
+                    break
+                keep.add(i)
+            out += [short_line("  " + body[i].strip()) for i in sorted(keep)]
+    elif not step and len(out) < limit:
+        shown = {_key(line) for line in out}
+        rest = [line.strip() for line in lines
+                if not is_noise(line) and _key(line) not in shown]
+        out += [short_line(line) for line in rest[-(limit - len(out)):]]
+    return out

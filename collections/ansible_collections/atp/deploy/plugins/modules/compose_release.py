@@ -1,26 +1,39 @@
 #!/usr/bin/python
 # Copyright: atp.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Build (if needed) and activate one release with Docker Compose v2, in one call."""
+"""Build (if needed), gate, and activate one release with Docker Compose v2, in one call."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: compose_release
-short_description: Build the release image if missing, switch current, and up -d the service
+short_description: Build the release image, check its routes, start its dependencies, up -d it
 description:
   - Writes C(releases/<release_id>/docker-compose.deploy.yml), an override pinning the service
     image to C(<image_repo>:<release_id>) with build args C(GIT_SHA) and C(BUILD_TIME).
   - When that image is missing, runs C(docker compose ... build <service>) in the release
-    directory. A failed build fails the task with the last build lines and touches nothing
+    directory. A failed build fails the task with the error lines first (the failing step and
+    its output, at most I(build_log_lines) lines, no C(CACHED) noise) and touches nothing
     else (current and the running container stay as they were).
+  - "Route gate: when the release is not active yet, runs the new image once with the
+    service's compose config (env files, environment) but no published ports and no
+    dependencies (C(docker compose run --rm --no-deps -T --entrypoint python3 <service>)),
+    imports I(app_import) and lists its routes. A failing import or a missing route of
+    I(expected_routes) fails the task before anything else changes; bounded by
+    I(route_gate_timeout), after which the one-off container is removed."
+  - "Dependencies (I(dependencies), the service's depends_on, deps first): a running one is
+    kept untouched; a missing or stopped one is started, never recreated
+    (C(up -d --no-deps --no-recreate <dep>)); then each is waited for until its condition
+    holds (healthy, running, or exited 0), within I(dependency_timeout) seconds in all. A
+    dependency that does not get there fails the task with its last log lines, before the
+    backend is touched."
   - Switches the C(current) symlink atomically to C(releases/<release_id>).
-  - Runs C(docker compose ... up -d --no-build <service>) from the release directory (never
-    C(restart)), then checks that exactly one container of project+service runs, with the
-    image id of C(<image_repo>:<release_id>).
+  - Runs C(docker compose ... up -d --no-deps --no-build <service>) from the release directory
+    (never C(restart), never without C(--no-deps)), then checks that exactly one container of
+    project+service runs, with the image id of C(<image_repo>:<release_id>).
   - To roll back, call it again with the previous release id (release_state returns it; it is
-    also in the result of this module, even when it fails).
+    also in the result of this module, even when it fails) and I(route_gate=false).
 version_added: "1.0.0"
 author: atp.deploy contributors
 options:
@@ -61,32 +74,69 @@ options:
     type: str
     default: ""
   build_log_lines:
-    description: How many last lines of build / up output a failure shows.
+    description: At most this many lines of a failed build / up / gate are shown, error lines
+      first (at least 3).
     type: int
-    default: 40
+    default: 15
   command_timeout:
-    description: Seconds allowed for each of build and up.
+    description: Seconds allowed for each of build, starting a dependency, and up (at least 1).
     type: int
     default: 900
+  route_gate:
+    description: Run the route gate before activating a release that is not active yet.
+    type: bool
+    default: true
+  route_gate_timeout:
+    description: Seconds the one-off gate container may take (at least 1); then it is removed
+      (C(docker rm --force)) and the task fails.
+    type: int
+    default: 120
+  app_import:
+    description: The app as gunicorn/uvicorn import it, C(package.module:attribute).
+    type: str
+    default: app.main:app
+  expected_routes:
+    description: Routes like C(GET /api/portfolio/snapshot) the app must register (the gate
+      fails naming those it does not). Empty, the gate only checks that the app imports.
+    type: list
+    elements: str
+    default: []
+  dependencies:
+    description: The service's dependencies, deps first, as source_preflight returns them in
+      C(compose.dependencies) - dicts with C(name) (compose service), C(condition)
+      (C(service_started), C(service_healthy) or C(service_completed_successfully)) and
+      C(container_name) (null when the service has none).
+    type: list
+    elements: dict
+    default: []
+  dependency_timeout:
+    description: Seconds (at least 1) all dependencies together may take to reach their
+      condition.
+    type: int
+    default: 180
 notes:
   - Supports check mode; it then only runs read-only docker commands (image inspect, ps,
-    inspect) and reports C(would_build) / C(would_activate).
-  - On SSM, C(ansible_aws_ssm_timeout) caps the whole module run; raise it above the build time.
+    inspect) and reports C(would_build), C(would_activate), C(would_check_routes) and
+    C(would_start); the route gate does not run.
+  - On SSM, C(ansible_aws_ssm_timeout) caps the whole module run; raise it above build +
+    gate + dependency wait + up.
 """
 
 EXAMPLES = r"""
-- name: Build and activate the release
+- name: Build, gate and activate the release
   atp.deploy.compose_release:
     app_root: /home/ubuntu/automated-trading-platform
     release_id: "{{ atp_state.plan.release_id | default(atp_release_id, true) }}"
     git_sha: "{{ atp_git_sha }}"
     build_time: "{{ atp_build_time }}"
+    expected_routes: ["GET /api/health", "GET /api/portfolio/snapshot"]
+    dependencies: "{{ atp_source.compose.dependencies }}"
   register: atp_compose
-  when: atp_state.plan.build or atp_state.plan.activate
 
-- name: Roll back
+- name: Roll back, without the gate (the previous release ran before)
   atp.deploy.compose_release:
     release_id: "{{ atp_compose.previous_release }}"
+    route_gate: false
 """
 
 RETURN = r"""
@@ -116,16 +166,32 @@ container_name:
   type: str
 built:
   description: Whether the image was built.
-  returned: success
+  returned: always
   type: bool
 recreated:
   description: Whether the backend container id changed (or it was started).
-  returned: success
+  returned: always
   type: bool
 switched:
-  description: Whether C(current) was switched.
-  returned: success
+  description: Whether C(current) was switched (false when the build, the gate or a
+    dependency failed - nothing to roll back then).
+  returned: always
   type: bool
+route_gate:
+  description: "The route gate: C(checked) (it ran), C(routes) (how many routes the app
+    registers), C(missing) (expected routes it does not register)."
+  returned: always
+  type: dict
+  sample: {checked: true, routes: 112, missing: []}
+dependencies:
+  description: "One entry per dependency: C(name), C(condition), C(before) (running, stopped,
+    missing), C(action) (kept, started; would_start in check mode), C(health) (healthy,
+    starting, unhealthy, running, exited N)."
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: db, condition: service_healthy, before: running, action: kept,
+            health: healthy}]
 would_build:
   description: Check mode only; the image is missing.
   returned: check mode
@@ -134,17 +200,30 @@ would_activate:
   description: Check mode only; current or the container would change.
   returned: check mode
   type: bool
+would_check_routes:
+  description: Check mode only; the route gate would run.
+  returned: check mode
+  type: bool
+would_start:
+  description: Check mode only; dependencies that would be started.
+  returned: check mode
+  type: list
+  elements: str
 """
 
 import os  # noqa: E402
+import secrets  # noqa: E402
+import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
+    compose_deps,
     docker_cmd,
     docker_read,
     fsutil,
     proc,
     release_plan,
+    route_gate,
 )
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
     MANIFEST_NAME,
@@ -152,26 +231,48 @@ from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import
 
 READ_TIMEOUT = 60
 BUILD_ENV = {"BUILDKIT_PROGRESS": "plain"}
+POLL_INTERVAL = 2.0
+DEPENDENCY_LOG_LINES = 10
+GATE_ENTRYPOINT = "python3"
+MIN_LOG_LINES = 3
 
 
 class Docker:
-    def __init__(self, module: AnsibleModule, docker: str, project: str, service: str,
-                 result: dict):
+    def __init__(self, module: AnsibleModule, docker: str, project: str, result: dict):
         self.module = module
         self.result = result
         self.docker = docker
         self.project = project
-        self.service = service
 
     def image_id(self, ref: str) -> str | None:
         return docker_read.image_id(self.docker, ref, READ_TIMEOUT)
 
-    def service_containers(self) -> list[dict]:
+    def service_containers(self, service: str) -> list[dict]:
         try:
-            return docker_read.containers(self.docker, READ_TIMEOUT, self.project, self.service)
+            return docker_read.containers(self.docker, READ_TIMEOUT, self.project, service)
         except docker_read.DockerReadError as exc:
             hint = "" if exc.stage == "inspect" else " (journalctl -u docker)"
             self.fail(f"{exc}; check the docker engine{hint}")
+
+    def named_containers(self, name: str) -> list[dict]:
+        """Containers named exactly `name` (any project, any state); [] when unreadable."""
+        rc, out, _err = proc.run(docker_cmd.ps_name_ids(name, self.docker), timeout=READ_TIMEOUT)
+        ids = docker_cmd.parse_ids(out) if rc == 0 else []
+        if not ids:
+            return []
+        rc, out, _err = proc.run(docker_cmd.inspect(ids, self.docker), timeout=READ_TIMEOUT)
+        try:
+            return docker_cmd.parse_inspect(out) if rc == 0 else []
+        except ValueError:
+            return []
+
+    def log_tail(self, container: str, lines: int) -> list[str]:
+        rc, out, _err = proc.run(docker_cmd.logs_tail(container, lines, self.docker),
+                                 timeout=READ_TIMEOUT, merge_stderr=True)
+        if rc != 0:
+            return []
+        text = [route_gate.mask_urls(line.rstrip()) for line in out.splitlines() if line.strip()]
+        return [docker_cmd.short_line(line) for line in text[-lines:]]
 
     def fail(self, msg: str) -> None:
         self.module.fail_json(msg=msg, **self.result)
@@ -187,9 +288,32 @@ ARGUMENT_SPEC = {
     "compose_file": {"type": "str", "default": "docker-compose.yml"},
     "git_sha": {"type": "str", "default": ""},
     "build_time": {"type": "str", "default": ""},
-    "build_log_lines": {"type": "int", "default": 40},
+    "build_log_lines": {"type": "int", "default": 15},
     "command_timeout": {"type": "int", "default": 900},
+    "route_gate": {"type": "bool", "default": True},
+    "route_gate_timeout": {"type": "int", "default": 120},
+    "app_import": {"type": "str", "default": "app.main:app"},
+    "expected_routes": {"type": "list", "elements": "str", "default": []},
+    "dependencies": {"type": "list", "elements": "dict", "default": []},
+    "dependency_timeout": {"type": "int", "default": 180},
 }
+
+
+def check_params(p: dict) -> tuple[list[str], tuple[str, str], list[dict]]:
+    """(expected routes, (module, attr), dependencies), or ValueError with a one-line problem."""
+    for name, minimum in (("route_gate_timeout", 1), ("dependency_timeout", 1),
+                          ("command_timeout", 1), ("build_log_lines", MIN_LOG_LINES)):
+        if p[name] < minimum:
+            raise ValueError(f"{name} must be at least {minimum}, got {p[name]}; set "
+                             f"deploy_{name.replace('command_timeout', 'build_timeout')} to a "
+                             f"number >= {minimum}")
+    expected = route_gate.normalize_expected(p["expected_routes"])
+    target = route_gate.parse_app_import(p["app_import"])
+    deps = compose_deps.normalize(p["dependencies"])
+    if any(d["name"] == p["service"] for d in deps):
+        raise ValueError(f"dependencies list the service {p['service']} itself; expected only "
+                         "the services it depends on (source_preflight's compose.dependencies)")
+    return expected, target, deps
 
 
 def main() -> None:
@@ -198,17 +322,28 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    app_root, rid, service = p["app_root"], p["release_id"], p["service"]
+    app_root, rid, service, project = p["app_root"], p["release_id"], p["service"], \
+        p["project_name"]
     ref = docker_cmd.image_ref(p["image_repo"], rid) if rid else ""
     current_link = os.path.join(app_root, "current")
     previous = release_plan.release_from_link(fsutil.read_link_target(current_link))
     result = {"changed": False, "release_id": rid, "previous_release": previous, "image_ref": ref,
-                  "image_id": None, "container_id": None, "container_name": None, "built": False,
-                  "recreated": False, "switched": False}
+              "image_id": None, "container_id": None, "container_name": None, "built": False,
+              "recreated": False, "switched": False,
+              "route_gate": {"checked": False, "routes": 0, "missing": []},
+              "dependencies": []}
+    untouched = ("the running container was not touched and current still points at "
+                 f"{previous}" if previous else
+                 "the running container was not touched and current was not created")
 
     def fail(msg: str) -> None:
         module.fail_json(msg=msg, **result)
 
+    try:
+        expected, (app_module, app_attr), deps = check_params(p)
+    except ValueError as exc:
+        fail(str(exc))
+    log_lines = p["build_log_lines"]
     if not release_plan.is_release_id(rid):
         fail(f"release_id must look like 20261124T101500Z-<12 hex>, got {rid!r}; pass "
              "plan.release_id from release_state or the id of the uploaded archive")
@@ -226,24 +361,37 @@ def main() -> None:
     if not docker:
         fail("docker CLI not found in PATH on the instance, expected docker with compose v2; "
              "install docker")
-    dk = Docker(module, docker, p["project_name"], service, result)
+    dk = Docker(module, docker, project, result)
+    files = [p["compose_file"], docker_cmd.OVERRIDE_NAME]
 
     image_id = dk.image_id(ref)
-    before = dk.service_containers()
+    before = dk.service_containers(service)
     before_running = {c["id"] for c in before if c["running"]}
     link_target = os.path.join("releases", rid)
     needs_switch = fsutil.read_link_target(current_link) != link_target
 
+    def would_activate(img: str | None) -> bool:
+        stale = [c for c in before if c["running"] and c["image_id"] != img]
+        return needs_switch or not before_running or img is None or bool(stale)
+
     if module.check_mode:
-        stale = [c for c in before if c["running"] and c["image_id"] != image_id]
-        would_activate = needs_switch or not before_running or image_id is None or bool(stale)
+        activate = would_activate(image_id)
+        entries = []
+        for dep in deps:
+            containers = dk.service_containers(dep["name"])
+            start = compose_deps.needs_start(dep, containers)
+            entries.append({"name": dep["name"], "condition": dep["condition"],
+                            "before": compose_deps.before_state(containers),
+                            "action": "would_start" if start else compose_deps.KEPT,
+                            "health": compose_deps.health_of(containers)})
+        would_start = [e["name"] for e in entries if e["action"] == "would_start"]
         result.update(image_id=image_id, would_build=image_id is None,
-                      would_activate=would_activate,
-                      changed=image_id is None or would_activate)
+                      would_activate=activate, would_check_routes=activate and p["route_gate"],
+                      would_start=would_start, dependencies=entries,
+                      changed=image_id is None or activate or bool(would_start))
         module.exit_json(**result)
 
     st = os.stat(release_dir)
-    files = [p["compose_file"], docker_cmd.OVERRIDE_NAME]
     override = docker_cmd.override_text(service, ref, p["git_sha"], p["build_time"]).encode()
     override_path = os.path.join(release_dir, docker_cmd.OVERRIDE_NAME)
     try:
@@ -252,14 +400,17 @@ def main() -> None:
     except OSError as exc:
         fail(f"writing {override_path} failed: {exc.strerror or exc}; check permissions/disk")
 
+    # 1. Build (only when the release image is missing).
     if image_id is None:
-        argv = docker_cmd.compose_build(p["project_name"], files, p["profile"], service, docker)
+        argv = docker_cmd.compose_build(project, files, p["profile"], service, docker)
         rc, out, _err = proc.run(argv, cwd=release_dir, env_update=BUILD_ENV,
                                  timeout=p["command_timeout"], merge_stderr=True)
         if rc != 0:
-            tail = docker_cmd.tail_lines(out, p["build_log_lines"])
-            fail(f"docker build for release {rid} failed (exit {rc}); the running container "
-                 f"was not touched. Last lines:\n{tail}")
+            how = (f"did not finish within {p['command_timeout']}s (deploy_build_timeout)"
+                   if rc == proc.TIMEOUT_RC else f"failed (exit {rc})")
+            excerpt = docker_cmd.error_excerpt(out, log_lines - 2)
+            fail("\n".join([f"docker build for release {rid} {how}:", *excerpt,
+                            f"{untouched}; fix the build and re-run"]))
         result["built"] = True
         image_id = dk.image_id(ref)
         if image_id is None:
@@ -267,6 +418,15 @@ def main() -> None:
                  f"service {service} to be built as that tag, check {p['compose_file']}")
     result["image_id"] = image_id
 
+    # 2. Route gate: the new image imports and registers every expected route.
+    if p["route_gate"] and would_activate(image_id):
+        run_gate(module, dk, p, release_dir, files, expected, app_module, app_attr, result,
+                 untouched)
+
+    # 3. Dependencies: kept when running, started (never recreated) otherwise, then waited for.
+    ensure_dependencies(dk, p, release_dir, files, deps, result, untouched)
+
+    # 4. Switch current, then up the backend alone.
     if needs_switch:
         try:
             fsutil.atomic_symlink(link_target, current_link, st.st_uid, st.st_gid)
@@ -275,23 +435,28 @@ def main() -> None:
                  "container was not touched, fix and re-run")
         result["switched"] = True
 
-    argv = docker_cmd.compose_up(p["project_name"], files, p["profile"], service, docker)
+    argv = docker_cmd.compose_up(project, files, p["profile"], service, docker)
     rc, out, _err = proc.run(argv, cwd=release_dir, timeout=p["command_timeout"],
                              merge_stderr=True)
     if rc != 0:
         result["changed"] = True
-        fail(f"docker compose up for release {rid} failed (exit {rc}); current now points at "
-             f"{rid} (previous: {previous}), roll back with release_id={previous}. Last lines:\n"
-             f"{docker_cmd.tail_lines(out, p['build_log_lines'])}")
+        how = (f"did not finish within {p['command_timeout']}s" if rc == proc.TIMEOUT_RC
+               else f"failed (exit {rc})")
+        fail("\n".join([f"docker compose up for release {rid} {how}:",
+                        *docker_cmd.error_excerpt(out, log_lines - 2),
+                        f"current now points at {rid} (previous: {previous}); roll back with "
+                        f"release_id={previous}"]))
 
-    after = dk.service_containers()
+    after = dk.service_containers(service)
     running = [c for c in after if c["running"]]
     after_ids = {c["id"] for c in running}
     result["recreated"] = after_ids != before_running
-    result["changed"] = result["built"] or result["switched"] or result["recreated"]
+    started = any(d["action"] == compose_deps.STARTED for d in result["dependencies"])
+    result["changed"] = (result["built"] or result["switched"] or result["recreated"]
+                         or started)
     if len(running) != 1:
         seen = ", ".join(f"{c['name']} ({c['state']})" for c in after) or "none"
-        fail(f"expected exactly one running container for {p['project_name']}/{service} after "
+        fail(f"expected exactly one running container for {project}/{service} after "
              f"up, found {len(running)}: {seen}; check docker logs and the compose file")
     container = running[0]
     result.update(container_id=container["id"], container_name=container["name"])
@@ -299,6 +464,80 @@ def main() -> None:
         fail(f"container {container['name']} runs image {container['image_id']}, expected "
              f"{image_id} (release {rid}); check the service's image in the compose files")
     module.exit_json(**result)
+
+
+def run_gate(module: AnsibleModule, dk: Docker, p: dict, release_dir: str, files: list[str],
+             expected: list[str], app_module: str, app_attr: str, result: dict,
+             untouched: str) -> None:
+    """Run route_gate.PROGRAM once in the release image; fail the module when it does not pass.
+
+    `docker compose run` (not `docker run`): the one-off container gets exactly the env_file,
+    environment, working_dir and user the service will have, from the same compose files; it
+    publishes no ports (no --service-ports) and starts no dependency (--no-deps).
+    """
+    name = route_gate.oneoff_name(p["project_name"], p["service"], secrets.token_hex(4))
+    argv = docker_cmd.compose_run_once(p["project_name"], files, p["profile"], p["service"],
+                                       name, GATE_ENTRYPOINT,
+                                       ["-c", route_gate.PROGRAM, app_module, app_attr],
+                                       dk.docker)
+    rc, out, err = proc.run(argv, cwd=release_dir, timeout=p["route_gate_timeout"],
+                            merge_stderr=True)
+    timed_out = rc == proc.TIMEOUT_RC and err.startswith("timed out")
+    if timed_out:
+        proc.run(docker_cmd.rm_force(name, dk.docker), timeout=READ_TIMEOUT)
+    verdict = route_gate.evaluate(rc, out, expected, timed_out=timed_out)
+    verdict["detail"] = verdict["detail"][-(p["build_log_lines"] - 1):]
+    result["route_gate"] = {"checked": True, "routes": verdict["routes"],
+                            "missing": verdict["missing"]}
+    if not verdict["ok"]:
+        module.fail_json(msg=route_gate.failure_message(
+            verdict, p["release_id"], p["app_import"], untouched,
+            timeout=p["route_gate_timeout"], oneoff=name, rc=rc), **result)
+
+
+def ensure_dependencies(dk: Docker, p: dict, release_dir: str, files: list[str],
+                        deps: list[dict], result: dict, untouched: str) -> None:
+    """Keep running dependencies, start missing/stopped ones (never recreate), wait for each
+    (in order, one deadline for all) until its depends_on condition holds."""
+    deadline = time.monotonic() + p["dependency_timeout"]
+    for dep in deps:
+        containers = dk.service_containers(dep["name"])
+        entry = {"name": dep["name"], "condition": dep["condition"],
+                 "before": compose_deps.before_state(containers), "action": compose_deps.KEPT,
+                 "health": compose_deps.health_of(containers)}
+        result["dependencies"].append(entry)
+        if not containers and dep["container_name"]:
+            problem = compose_deps.name_conflict(
+                dep, dk.named_containers(dep["container_name"]), p["project_name"])
+            if problem:
+                dk.fail(f"{problem}; {untouched}")
+        if compose_deps.needs_start(dep, containers):
+            argv = docker_cmd.compose_start_dependency(p["project_name"], files, p["profile"],
+                                                       dep["name"], dk.docker)
+            rc, out, _err = proc.run(argv, cwd=release_dir, timeout=p["command_timeout"],
+                                     merge_stderr=True)
+            if rc != 0:
+                dk.fail("\n".join([
+                    f"starting dependency {dep['name']} ({entry['before']}) failed (exit {rc}):",
+                    *docker_cmd.error_excerpt(out, p["build_log_lines"] - 2),
+                    f"{untouched}; fix it and re-run"]))
+            entry["action"] = compose_deps.STARTED
+            result["changed"] = True
+            containers = dk.service_containers(dep["name"])
+        while True:
+            verdict, seen = compose_deps.readiness(dep, containers)
+            entry["health"] = compose_deps.health_of(containers)
+            if verdict == compose_deps.READY:
+                break
+            remaining = deadline - time.monotonic()
+            if verdict == compose_deps.FAIL or remaining <= 0:
+                where = containers[0] if containers else None
+                logs = dk.log_tail(where["id"], DEPENDENCY_LOG_LINES) if where else []
+                dk.fail(compose_deps.not_ready_message(
+                    dep, verdict, seen, p["dependency_timeout"], logs, untouched,
+                    container=where["name"] if where else None))
+            time.sleep(min(POLL_INTERVAL, max(remaining, 0.05)))
+            containers = dk.service_containers(dep["name"])
 
 
 if __name__ == "__main__":
