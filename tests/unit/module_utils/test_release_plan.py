@@ -106,13 +106,6 @@ def test_previous_release_by_name_order_without_log():
     assert rp.previous_release([], [], None) is None
 
 
-def test_env_status():
-    desired = {".env": "AA", ".env.aws": "bb", "x.env": "cc"}
-    actual = {".env": "aa", ".env.aws": "00", "x.env": None}
-    assert rp.env_status(desired, actual) == {".env": True, ".env.aws": False, "x.env": False}
-    assert rp.env_status({}, {}) == {}
-
-
 def running(image_id: str = "sha256:new") -> dict:
     return {"id": "c1", "name": "b", "image_id": image_id, "running": True, "state": "running"}
 
@@ -173,3 +166,48 @@ def test_aside_path_is_next_to_app_root_and_unique():
     assert rp.aside_path(root + "/", "20261124T101500Z") == want
     assert rp.aside_path(root, "20261124T101500Z", {want}) == want + "-2"
     assert rp.aside_path(root, "20261124T101500Z", {want, want + "-2"}) == want + "-3"
+
+
+# --------------------------------------------------------------------------- rescue
+
+ZERO = "20261124T101459Z-aaaaaaaaaaaa"
+
+
+@pytest.mark.parametrize(("compose", "rollback_to", "note"), [
+    # smoke failed after compose_release switched from release zero: back to it
+    ({"switched": True, "previous_release": ZERO, "changed": True}, ZERO,
+     f"-- rolled back to {ZERO}"),
+    # `up` failed after the switch (failed result still carries previous_release)
+    ({"failed": True, "switched": True, "previous_release": OLD, "changed": True}, OLD,
+     f"-- rolled back to {OLD}"),
+    # switched on a fresh instance: nothing to go back to
+    ({"switched": True, "previous_release": None}, "",
+     f"-- no previous release to roll back to; left {RID} for diagnosis "
+     "(ansible-playbook playbooks/diagnose.yml)"),
+    # route gate or build failed: nothing switched
+    ({"failed": True, "switched": False, "previous_release": ZERO, "built": True,
+      "changed": True}, "", rp.NOT_TOUCHED),
+    ({"failed": True, "switched": False, "previous_release": ZERO}, "", rp.NOT_TOUCHED),
+    # compose_release skipped or never reached
+    ({"skipped": True, "changed": False}, "", rp.NOT_TOUCHED),
+    ({}, "", rp.NOT_TOUCHED),
+    (None, "", rp.NOT_TOUCHED),
+])
+def test_rescue_rolls_back_only_what_compose_release_switched(compose, rollback_to, note):
+    assert rp.rescue_plan(compose, RID) == {"rollback_to": rollback_to, "note": note}
+
+
+def test_rescue_of_a_reactivated_release_says_there_is_nothing_to_switch_back():
+    plan = rp.rescue_plan({"switched": False, "previous_release": RID, "recreated": True,
+                           "changed": True}, RID)
+    assert plan["rollback_to"] == ""
+    assert plan["note"].startswith(f"-- current already pointed at {RID} before this deploy")
+
+
+def test_rescue_never_rolls_back_to_the_failed_release_itself():
+    assert rp.rescue_plan({"switched": True, "previous_release": RID}, RID)["rollback_to"] == ""
+
+
+def test_staging_path():
+    assert rp.staging_path("/home/ubuntu/app/", "20261124T101500Z") == \
+        "/home/ubuntu/app.adopting-20261124T101500Z"

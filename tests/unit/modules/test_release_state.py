@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
 
 import pytest
+from ansible_collections.atp.deploy.plugins.module_utils import dotenv
 from ansible_collections.atp.deploy.plugins.modules import release_state
 
 from .module_runner import (
@@ -24,6 +24,17 @@ READ_ONLY = {"info", "ps", "inspect", ("compose", "version"), ("image", "inspect
 
 def content_hash_of(rid: str) -> str:
     return rid[-12:] + "0" * 52
+
+
+SALT = "per-run-salt-0123456789"
+
+
+def env_args(values: dict, required=(), replace=False, supersedes=None) -> dict:
+    """release_state's env options for these rendered values (digests, never the values)."""
+    return {"env_plan": {"files": {f: dotenv.digests(v, SALT) for f, v in values.items()},
+                         "required": list(required), "replace": replace,
+                         "supersedes": supersedes or {}},
+            "env_salt": SALT}
 
 
 def state(app_root, content_hash="ab" * 32, **extra) -> dict:
@@ -60,10 +71,10 @@ def test_everything_in_place_plans_nothing(app_root, docker):
     docker.state["images"][f"{REPO}:{rid}"] = "sha256:rel"
     docker.save()
     docker.add_container(id="c1", image_id="sha256:rel", image=f"{REPO}:{rid}")
-    env = b"A=1\n"
-    (app_root / "shared" / ".env").write_bytes(env)
-    result = state(app_root, content_hash_of(rid),
-                   env_digests={".env": hashlib.sha256(env).hexdigest()})
+    (app_root / "shared" / ".env").write_text("A=1\n")
+    (app_root / "shared" / ".env").chmod(0o600)
+    (app_root / "releases" / rid / ".env").symlink_to("../../shared/.env")
+    result = state(app_root, content_hash_of(rid), **env_args({".env": {"A": "1"}}))
     assert result["plan"] == {"upload": False, "release_id": rid, "env": False, "build": False,
                               "activate": False}
     assert result["current_release"] == rid and result["existing_release"] == rid
@@ -72,7 +83,11 @@ def test_everything_in_place_plans_nothing(app_root, docker):
         "id": "c1", "name": "automated-trading-platform-backend-aws-1",
         "image": f"{REPO}:{rid}", "image_id": "sha256:rel", "state": "running",
         "running": True}]
-    assert result["env_in_sync"] is True and result["env_files"] == {".env": True}
+    assert result["env_in_sync"] is True
+    assert result["env_files"] == {".env": {"exists": True, "in_sync": True, "set": [],
+                                            "kept": [], "dropped": [], "loose_mode": False}}
+    assert result["env_missing"] == [] and result["env_links_missing"] == []
+    assert result["env_summary"] == []
     assert result["releases"] == [{"id": rid, "content_hash": rid[-12:], "complete": True,
                                    "partial": False}]
     assert_read_only(docker)
@@ -92,10 +107,13 @@ def test_release_on_disk_not_current_image_missing_stale_container(app_root, doc
 
 def test_env_out_of_sync(app_root, docker):
     (app_root / "shared" / ".env").write_text("A=1\n")
-    result = state(app_root, env_digests={".env": "0" * 64, ".env.aws": "1" * 64})
+    (app_root / "shared" / ".env").chmod(0o600)
+    result = state(app_root, **env_args({".env": {"A": "2"}, ".env.aws": {"B": "1"}}))
     assert result["plan"]["env"] is True and result["plan"]["activate"] is True
     assert result["env_in_sync"] is False
-    assert result["env_files"] == {".env": False, ".env.aws": False}
+    assert result["env_files"][".env"]["set"] == ["A"]
+    assert result["env_files"][".env.aws"] == {"exists": False, "in_sync": False, "set": ["B"],
+                                               "kept": [], "dropped": [], "loose_mode": False}
 
 
 def test_partial_and_foreign_dirs(app_root, docker):
@@ -178,8 +196,12 @@ def test_low_disk(app_root, docker):
 def test_bad_inputs(app_root, docker):
     result = state(app_root, content_hash="xyz")
     assert result["failed"] is True and "content_hash must be a sha256 hex" in result["msg"]
-    result = state(app_root, env_digests={"../.env": "0" * 64})
-    assert result["failed"] is True and "plain file names" in result["msg"]
+    result = state(app_root, **env_args({"../.env": {"A": "1"}}))
+    assert result["failed"] is True and "../.env is outside the app dir" in result["msg"]
+    result = state(app_root, env_plan={"files": {".env": {"A": "0" * 64}}})
+    assert result["failed"] is True and "env_salt must be the per-run salt" in result["msg"]
+    result = state(app_root, env_plan={"files": {".env": "A=1"}}, env_salt=SALT)
+    assert result["failed"] is True and "env_plan.files must map" in result["msg"]
 
 
 def test_check_mode_same_answer(app_root, docker):
@@ -305,9 +327,20 @@ def test_lock_wait_takes_the_lock_once_freed_and_reads_again(app_root, docker, m
     monkeypatch.setattr(release_state, "LOCK_POLL_SECONDS", 0.05)
     foreign_lock(app_root)
     installed = []
+    contended = threading.Event()
+    real_try = release_state.deploy_lock.try_acquire
+
+    def try_acquire(path, record):
+        acquired, lock = real_try(path, record)
+        if not acquired:
+            contended.set()  # the module found the lock held: the other run may finish now
+        return acquired, lock
+
+    monkeypatch.setattr(release_state.deploy_lock, "try_acquire", try_acquire)
 
     def other_deploy_finishes():
-        time.sleep(0.3)
+        assert contended.wait(10)
+        time.sleep(0.1)
         installed.append(install_release(app_root, {"a": "other\n"}, "2026-11-24T09:00:00"))
         lock_path(app_root).unlink()
 
@@ -397,3 +430,108 @@ def test_hand_managed_checkout_is_reported_not_failed(tmp_path, docker):
 def test_managed_layout_needs_no_adoption(app_root, docker):
     (app_root / "docker-compose.yml").write_text("x")
     assert state(app_root)["adoption_needed"] is False
+
+
+# --------------------------------------------------------------------------- env plan
+
+OPERATOR_ENV = "# by hand\nPOSTGRES_PASSWORD=hand-pw\nexport ENVIRONMENT='aws'\nOLD=1\n"
+
+
+def test_env_plan_names_kept_set_and_dropped_keys_never_values(app_root, docker):
+    (app_root / "shared" / ".env").write_text(OPERATOR_ENV)
+    (app_root / "shared" / ".env").chmod(0o600)
+    result = state(app_root, **env_args({".env": {"ENVIRONMENT": "aws", "NEW": "x"}}))
+    assert result["env_files"][".env"] == {
+        "exists": True, "in_sync": False, "set": ["NEW"],
+        "kept": ["OLD", "POSTGRES_PASSWORD"], "dropped": [], "loose_mode": False}
+    assert result["env_summary"] == [".env: sets NEW; kept from the instance: OLD, "
+                                     "POSTGRES_PASSWORD"]
+    assert "env .env: sets NEW; kept from the instance: OLD, POSTGRES_PASSWORD" in \
+        result["plan_reasons"]
+    assert "hand-pw" not in json.dumps(result)
+    replaced = state(app_root, **env_args({".env": {"ENVIRONMENT": "aws"}}, replace=True))
+    assert replaced["env_files"][".env"]["dropped"] == ["OLD", "POSTGRES_PASSWORD"]
+    assert replaced["plan"]["env"] is True
+
+
+def test_only_instance_keys_left_is_in_sync(app_root, docker):
+    (app_root / "shared" / ".env").write_text(OPERATOR_ENV)
+    (app_root / "shared" / ".env").chmod(0o600)
+    result = state(app_root, **env_args({".env": {"ENVIRONMENT": "aws"}}))
+    assert result["env_in_sync"] is True and result["plan"]["env"] is False
+    assert result["env_files"][".env"]["kept"] == ["OLD", "POSTGRES_PASSWORD"]
+    assert result["env_summary"] == [".env: kept from the instance: OLD, POSTGRES_PASSWORD"]
+
+
+def test_superseded_alias_is_a_change(app_root, docker):
+    (app_root / "shared" / ".env.aws").write_text(
+        "CRYPTOCOM_API_KEY=k\nEXCHANGE_CUSTOM_API_KEY=k\n")
+    (app_root / "shared" / ".env.aws").chmod(0o600)
+    result = state(app_root, **env_args({".env.aws": {"EXCHANGE_CUSTOM_API_KEY": "k"}},
+                                        supersedes={"EXCHANGE_CUSTOM_API_KEY":
+                                                    ["CRYPTOCOM_API_KEY"]}))
+    assert result["env_files"][".env.aws"]["dropped"] == ["CRYPTOCOM_API_KEY"]
+    assert result["plan"]["env"] is True
+
+
+def test_loose_mode_is_a_change(app_root, docker):
+    (app_root / "shared" / ".env").write_text("A=1\n")
+    (app_root / "shared" / ".env").chmod(0o644)
+    result = state(app_root, **env_args({".env": {"A": "1"}}))
+    assert result["env_files"][".env"]["loose_mode"] is True and result["plan"]["env"] is True
+    assert result["env_summary"] == [".env: mode made 0600"]
+
+
+def test_missing_env_files_and_links_are_changes(app_root, docker):
+    rid = install_release(app_root, current=True)
+    docker.state["images"][f"{REPO}:{rid}"] = "sha256:rel"
+    docker.save()
+    docker.add_container(id="c1", image_id="sha256:rel", image=f"{REPO}:{rid}")
+    shared = app_root / "shared"
+    for name in (".env", ".env.aws"):
+        (shared / name).write_text("")
+        (shared / name).chmod(0o600)
+        (app_root / "releases" / rid / name).symlink_to(f"../../shared/{name}")
+    required = [".env", ".env.aws", ".env.db", "config/db.env"]
+    result = state(app_root, content_hash_of(rid), **env_args({".env": {}}, required=required))
+    assert result["env_missing"] == [".env.db", "config/db.env"]
+    assert result["env_links_missing"] == [".env.db", "config/db.env"]
+    assert result["plan"]["env"] is True and result["plan"]["activate"] is True
+    assert result["env_summary"] == ["created empty (0600): .env.db, config/db.env",
+                                     "linked into the release: .env.db, config/db.env"]
+    (shared / ".env.db").write_text("")
+    (shared / "config").mkdir()
+    (shared / "config" / "db.env").write_text("")
+    (app_root / "releases" / rid / ".env.db").symlink_to("../../shared/.env.db")
+    (app_root / "releases" / rid / "config").mkdir()
+    (app_root / "releases" / rid / "config" / "db.env").symlink_to(
+        "../../../shared/config/db.env")
+    result = state(app_root, content_hash_of(rid), **env_args({".env": {}}, required=required))
+    assert result["plan"]["env"] is False and result["plan"]["activate"] is False
+    assert result["env_missing"] == [] and result["env_links_missing"] == []
+
+
+def test_adoption_plans_against_the_checkouts_env_files(tmp_path, docker):
+    root = tmp_path / "checkout"
+    root.mkdir()
+    (root / "docker-compose.yml").write_text("services: {}\n")
+    (root / ".env").write_text(OPERATOR_ENV)
+    (root / ".env").chmod(0o600)
+    result = state(root, **env_args({".env": {"ENVIRONMENT": "aws"}},
+                                    required=[".env", ".env.db"]))
+    assert result["adoption_needed"] is True
+    assert result["env_files"][".env"]["kept"] == ["OLD", "POSTGRES_PASSWORD"]
+    assert result["env_missing"] == [".env.db"] and result["env_links_missing"] == []
+
+
+def test_unreadable_env_file_fails_naming_its_line(app_root, docker):
+    (app_root / "shared" / ".env").write_text("A=1\nB=\"open secret-xyz\n")
+    result = state(app_root, **env_args({".env": {"A": "1"}}))
+    assert result["failed"] is True and "\n" not in result["msg"]
+    assert "line 2" in result["msg"] and "secret-xyz" not in result["msg"]
+
+
+def test_env_paths_outside_the_app_are_warned_about(app_root, docker):
+    result = state(app_root, **env_args({".env": {}}, required=["/etc/x.env"]))
+    assert "failed" not in result
+    assert any("/etc/x.env is an absolute path" in w for w in warnings_of(result))

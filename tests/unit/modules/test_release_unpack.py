@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import tarfile
@@ -203,20 +204,126 @@ def test_check_mode_changes_nothing(tmp_path, app_root):
     assert built["archive"].exists()
 
 
-# --------------------------------------------------------------------------- adoption + secrets
+# --------------------------------------------------------------------------- env files
+
+
+ALL_ENV = [".env", ".env.aws", ".env.db", "config/db.env", "secrets/runtime.env"]
+
+
+def test_every_env_file_compose_needs_is_linked_or_created_empty(tmp_path, app_root):
+    (app_root / "shared" / ".env").write_text("A=1\n")
+    built = make_archive(tmp_path, {**APP_FILES, "config/settings.yml": "x: 1\n"})
+    result = run_module(release_unpack, args(app_root, built, env_files=ALL_ENV))
+    assert "failed" not in result, result.get("msg")
+    release = app_root / "releases" / built["release_id"]
+    shared = app_root / "shared"
+    assert os.readlink(release / ".env.db") == "../../shared/.env.db"
+    assert os.readlink(release / "config" / "db.env") == "../../../shared/config/db.env"
+    assert os.readlink(release / "secrets") == "../../shared/secrets"
+    assert sorted(result["env_created"]) == sorted([".env.aws", ".env.db", "config/db.env",
+                                                    "secrets/runtime.env"])
+    for rel in result["env_created"]:
+        st = os.stat(shared / rel)
+        assert st.st_size == 0 and st.st_mode & 0o777 == 0o600 and st.st_uid == os.getuid()
+    assert os.stat(shared / "secrets").st_mode & 0o777 == 0o700
+    assert (shared / ".env").read_text() == "A=1\n"  # an existing one is never touched
+    for rel in ALL_ENV:  # compose finds every file through the release
+        assert (release / rel).is_file(), rel
+    assert release_unpack.verify_existing(str(release)) == []
+    again = run_module(release_unpack, args(app_root, built, env_files=ALL_ENV))
+    assert again["changed"] is False and again["env_linked"] == [] and again["env_created"] == []
+
+
+def test_existing_release_gets_the_links_of_env_files_added_later(tmp_path, app_root):
+    built = make_archive(tmp_path)
+    run_module(release_unpack, args(app_root, built, remove_archive=False))
+    release = app_root / "releases" / built["release_id"]
+    assert not os.path.lexists(release / ".env.db")
+    check = run_module(release_unpack, args(app_root, built, env_files=[".env.db"]),
+                       check_mode=True)
+    assert check["changed"] is True and check["env_linked"] == [".env.db"]
+    assert not os.path.lexists(release / ".env.db")
+    result = run_module(release_unpack, args(app_root, built, env_files=[".env.db"]))
+    assert result["changed"] is True and result["unpacked"] is False
+    assert result["env_linked"] == [".env.db"] and result["env_created"] == [".env.db"]
+    assert os.readlink(release / ".env.db") == "../../shared/.env.db"
+
+
+def test_env_file_shipped_by_the_archive_stays_release_content(tmp_path, app_root):
+    built = make_archive(tmp_path, {**APP_FILES, "config/app.env": "DEFAULTS=1\n"})
+    result = run_module(release_unpack, args(app_root, built,
+                                             env_files=[".env", "config/app.env"]))
+    release = app_root / "releases" / built["release_id"]
+    assert result["env_shipped"] == ["config/app.env"]
+    assert not os.path.islink(release / "config" / "app.env")
+    assert (release / "config" / "app.env").read_text() == "DEFAULTS=1\n"
+    assert not (app_root / "shared" / "config").exists()
+
+
+def test_env_paths_outside_the_app_are_skipped_with_a_warning(tmp_path, app_root):
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(app_root, built,
+                                             env_files=["/etc/atp.env", "../up.env"]))
+    assert "failed" not in result
+    warnings = warnings_of(result)
+    assert any("/etc/atp.env is an absolute path" in w for w in warnings)
+    assert any("../up.env is outside the app dir" in w for w in warnings)
+
+
+def test_a_real_file_where_an_env_link_goes_fails_and_cleans_up(tmp_path, app_root):
+    built = make_archive(tmp_path)
+    run_module(release_unpack, args(app_root, built, remove_archive=False))
+    release = app_root / "releases" / built["release_id"]
+    (release / "local.env").mkdir()
+    result = run_module(release_unpack, args(app_root, built, env_files=["local.env"]))
+    assert result["failed"] is True and "\n" not in result["msg"]
+    assert "linking the env files" in result["msg"] and "move the file away" in result["msg"]
+
+
+# --------------------------------------------------------------------------- adoption
+
+HAND_COMPOSE = """services:
+  db:
+    image: postgres
+    container_name: postgres_hardened
+    env_file:
+      - .env
+      - .env.aws
+      - path: ./.env.db
+        required: true
+  backend-aws:
+    build: {context: ., dockerfile: backend/Dockerfile.aws}
+    env_file: [.env, .env.aws]
+  frontend-aws:
+    env_file: config/frontend.env
+"""
+HAND_SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture
 def checkout(tmp_path):
-    """A hand-managed checkout: a git clone with the operator's .env, .env.aws and secrets/."""
+    """A hand-managed checkout: a git clone run by hand, with the operator's env files."""
     root = tmp_path / "hand" / "automated-trading-platform"
-    (root / ".git").mkdir(parents=True)
+    (root / ".git" / "refs" / "heads").mkdir(parents=True)
     (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    (root / "docker-compose.yml").write_text("services: {}\n")
-    (root / ".env").write_text("HAND_MANAGED=1\n")
-    (root / ".env").chmod(0o600)
-    (root / ".env.aws").write_text("CRYPTOCOM_API_KEY=hand-key\n")
+    (root / ".git" / "refs" / "heads" / "main").write_text(HAND_SHA + "\n")
+    (root / "docker-compose.yml").write_text(HAND_COMPOSE)
+    (root / "backend" / "app").mkdir(parents=True)
+    (root / "backend" / "app" / "main.py").write_text("app = 1\n")
+    (root / "backend" / "app" / "__pycache__").mkdir()
+    (root / "backend" / "app" / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"\0")
+    (root / "scripts").mkdir()
+    (root / "scripts" / "run.sh").write_text("#!/bin/sh\n")
+    (root / "scripts" / "run.sh").chmod(0o755)
+    (root / "config").mkdir()
+    (root / "config" / "frontend.env").write_text("NEXT_PUBLIC_API=/api\n")
+    (root / ".env").write_text("POSTGRES_PASSWORD=hand-pw\nHAND_MANAGED=1\n")
+    (root / ".env").chmod(0o644)
+    (root / ".env.aws").write_text("EXCHANGE_CUSTOM_API_KEY=hand-key\n")
     (root / ".env.aws").chmod(0o640)
+    (root / ".env.db").write_text("POSTGRES_INITDB_ARGS=--auth=scram-sha-256\n")
+    (root / ".env.bak").write_text("OLD_SECRET=x\n")
+    (root / ".env.example").write_text("POSTGRES_PASSWORD=\n")
     (root / "secrets" / "sub").mkdir(parents=True)
     (root / "secrets" / "exchange.pem").write_text("-----BEGIN FAKE-----\n")
     (root / "secrets" / "exchange.pem").chmod(0o600)
@@ -227,43 +334,204 @@ def checkout(tmp_path):
     return root
 
 
-def test_hand_managed_checkout_is_adopted(tmp_path, checkout):
+def tree_snapshot(root: Path) -> dict:
+    """relpath -> (mode, content or link target) of everything under root."""
+    snap = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            st = os.lstat(path)
+            if path.is_symlink():
+                snap[rel] = ("link", os.readlink(path))
+            elif path.is_dir():
+                snap[rel] = (st.st_mode, None)
+            else:
+                snap[rel] = (st.st_mode, path.read_bytes())
+    return snap
+
+
+def hand_stack(docker) -> None:
+    """The backend the operator started by hand (compose project = the dir's name)."""
+    docker.add_container(id="hand1", image="automated-trading-platform-backend-aws",
+                         image_id="sha256:hand")
+
+
+def test_hand_managed_checkout_becomes_release_zero(tmp_path, checkout, docker):
+    hand_stack(docker)
     built = make_archive(tmp_path)
-    result = run_module(release_unpack, args(checkout, built))
+    result = run_module(release_unpack, args(checkout, built, env_files=[".env", ".env.aws",
+                                                                         ".env.db"]))
     assert "failed" not in result, result.get("msg")
+    zero = result["release_zero"]
+    zid = zero["release_id"]
     aside = result["adopted_from"]
-    assert aside.startswith(f"{checkout}.pre-ansible-") and aside[-1] == "Z"
-    assert any(w == f"adopted the hand-managed checkout: kept it aside at {aside} (its .env, "
-               ".env.aws, secrets/ copied to shared/)" for w in warnings_of(result))
-    # Nothing deleted: the old checkout is whole in the aside dir.
-    kept = os.listdir(aside)
-    assert {".git", "docker-compose.yml", ".env", ".env.aws", "secrets"} <= set(kept)
-    assert Path(aside, ".env").read_text() == "HAND_MANAGED=1\n"
-    # A fresh managed app_root, same mode and owner as the old one.
+    assert aside.startswith(f"{checkout}.pre-ansible-") and aside.endswith("Z")
+    # release zero sorts before the release being deployed
+    assert zid < built["release_id"] and release_unpack.release_plan.is_release_id(zid)
+    assert sorted(os.listdir(checkout)) == [".deploy.lock", "current", "deploy.log",
+                                            "releases", "shared"]
+    assert os.readlink(checkout / "current") == f"releases/{zid}"
+    assert sorted(os.listdir(checkout / "releases")) == sorted([zid, built["release_id"]])
     assert os.stat(checkout).st_mode & 0o777 == 0o750
-    assert sorted(os.listdir(checkout)) == [".deploy.lock", "releases", "shared"]
+    # release zero: the checkout's files (no .git, caches, env files, secrets), a manifest
+    rz = checkout / "releases" / zid
+    assert (rz / "docker-compose.yml").read_text() == HAND_COMPOSE
+    assert (rz / "backend" / "app" / "main.py").is_file()
+    assert os.stat(rz / "scripts" / "run.sh").st_mode & 0o777 == 0o755
+    assert (rz / ".env.example").is_file()
+    for absent in (".git", ".env.bak", "backend/app/__pycache__", ".deploy.lock"):
+        assert not os.path.lexists(rz / absent), absent
+    manifest = json.loads((rz / MANIFEST_NAME).read_text())
+    assert release_unpack.content_hash(manifest)[:12] == zid[-12:]
+    assert release_unpack.verify_existing(str(rz)) == []
+    assert zero["files"] == len(manifest["files"])
+    # every env file of the checkout (compose's env_file entries too) now lives in shared/
+    assert sorted(zero["env_files"]) == [".env", ".env.aws", ".env.db", "config/frontend.env"]
     shared = checkout / "shared"
-    assert os.stat(shared).st_mode & 0o777 == 0o750
-    assert (shared / ".env").read_text() == "HAND_MANAGED=1\n"
-    assert os.stat(shared / ".env").st_mode & 0o777 == 0o600
-    assert os.stat(shared / ".env.aws").st_mode & 0o777 == 0o640
+    assert (shared / ".env").read_text() == "POSTGRES_PASSWORD=hand-pw\nHAND_MANAGED=1\n"
+    for rel in zero["env_files"]:
+        assert os.stat(shared / rel).st_mode & 0o777 == 0o600, rel
+        assert os.readlink(rz / rel) == "../" * (2 + rel.count("/")) + "shared/" + rel
+        assert (rz / rel).read_text() == (Path(aside) / rel).read_text()
+    assert os.readlink(rz / "secrets") == "../../shared/secrets"
     assert (shared / "secrets" / "exchange.pem").read_text() == "-----BEGIN FAKE-----\n"
     assert os.stat(shared / "secrets" / "exchange.pem").st_mode & 0o777 == 0o600
     assert os.stat(shared / "secrets").st_mode & 0o777 == 0o700
     assert (shared / "secrets" / "sub" / "x").is_file()
-    # The release is unpacked in the new layout and sees the secrets through its link.
-    release = checkout / "releases" / built["release_id"]
-    assert os.readlink(release / "secrets") == "../../shared/secrets"
-    assert (release / "secrets" / "exchange.pem").is_file()
-    assert (release / ".env").read_text() == "HAND_MANAGED=1\n"
-    assert result["secrets_linked"] is True and result["unpacked"] is True
-    assert verify_tree(str(release), built["manifest"],
-                       (*release_unpack.DEFAULT_VERIFY_IGNORE, "secrets")) == []
-    # Our deploy lock moved along with the run.
+    # the running backend's image is release zero's: re-activating it needs no build
+    ref = f"automated-trading-platform-backend-aws:{zid}"
+    assert zero["image"] == ref and zero["image_id"] == "sha256:hand"
+    assert docker.load()["images"][ref] == "sha256:hand"
+    assert ["tag", "sha256:hand", ref] in docker.argvs
+    # deploy.log knows release zero as a good release (rollback can select it)
+    record = json.loads((checkout / "deploy.log").read_text().splitlines()[0])
+    assert record["release"] == zid and record["result"] == "ok"
+    assert record["event"] == "adopted" and record["git_sha"] == HAND_SHA
+    assert record["image_id"] == "sha256:hand" and record["adopted_from"] == aside
+    # nothing deleted: the checkout is whole aside (minus our lock, which moved along)
+    kept = set(os.listdir(aside))
+    assert {".git", "docker-compose.yml", ".env", ".env.aws", ".env.db", ".env.bak",
+            "secrets", "backend"} <= kept
+    assert ".deploy.lock" not in kept
     assert (checkout / ".deploy.lock").read_text() == '{"token": "tok-mine"}'
+    # the new release is unpacked in the new layout and reaches the same env files
+    release = checkout / "releases" / built["release_id"]
+    assert (release / ".env.db").read_text().startswith("POSTGRES_INITDB_ARGS")
+    assert (release / "secrets" / "exchange.pem").is_file()
+    assert result["unpacked"] is True and result["secrets_linked"] is True
+    assert release_unpack.verify_existing(str(release)) == []
+    warning = [w for w in warnings_of(result) if w.startswith("adopted the hand-managed")]
+    assert warning == [f"adopted the hand-managed checkout as release {zid} (current points at "
+                       f"it; its env files {', '.join(zero['env_files'])} and secrets/ are in "
+                       f"shared/); the checkout is kept whole at {aside}"]
+    assert "hand-pw" not in json.dumps(result)
 
 
-def test_second_run_after_adoption_changes_nothing(tmp_path, checkout):
+def test_release_zero_without_a_running_backend_has_no_image(tmp_path, checkout, docker):
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(checkout, built))
+    assert "failed" not in result, result.get("msg")
+    assert result["release_zero"]["image"] is None
+    assert not any(a[0] == "tag" for a in docker.argvs)
+    assert any("release zero has no image" in w for w in warnings_of(result))
+
+
+def test_failed_tag_fails_the_adoption_and_changes_nothing(tmp_path, checkout, docker,
+                                                          monkeypatch):
+    hand_stack(docker)
+    real_run = release_unpack.proc.run
+
+    def run(argv, **kw):
+        if argv[1:2] == ["tag"]:
+            return 1, "", "Error response from daemon: no space left on device\nmore"
+        return real_run(argv, **kw)
+
+    monkeypatch.setattr(release_unpack.proc, "run", run)
+    before = tree_snapshot(checkout)
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(checkout, built))
+    assert result["failed"] is True and "\n" not in result["msg"]
+    assert "`docker tag sha256:hand" in result["msg"]
+    assert "no space left on device; check the docker engine" in result["msg"]
+    assert tree_snapshot(checkout) == before
+    assert os.listdir(checkout.parent) == [checkout.name]
+
+
+@pytest.mark.parametrize("step", ["staging", "release", "shared", "links", "image", "swap"])
+def test_adoption_is_atomic_a_failure_at_any_step_leaves_the_checkout_as_it_was(
+        tmp_path, checkout, docker, monkeypatch, step):
+    hand_stack(docker)
+
+    def boom(at):
+        if at == step:
+            raise OSError(28, "No space left on device")
+
+    real = release_unpack.adoption.Adopter
+
+    class Failing(real):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, hook=boom, **kw)
+
+    monkeypatch.setattr(release_unpack.adoption, "Adopter", Failing)
+    before = tree_snapshot(checkout)
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(checkout, built, env_files=ALL_ENV))
+    assert result["failed"] is True and "\n" not in result["msg"]
+    assert result["msg"].startswith(f"adopting the hand-managed checkout {checkout} as release "
+                                    "zero failed: No space left on device; ")
+    assert "is as it was" in result["msg"]
+    assert tree_snapshot(checkout) == before
+    assert os.listdir(checkout.parent) == [checkout.name]  # no staging, no aside dir
+    assert built["archive"].exists()
+
+
+def test_failed_second_rename_puts_the_checkout_back(tmp_path, checkout, docker, monkeypatch):
+    hand_stack(docker)
+    real_rename = os.rename
+    calls = []
+
+    def rename(src, dst):
+        calls.append((str(src), str(dst)))
+        if str(dst) == str(checkout) and ".adopting-" in str(src):
+            raise OSError(16, "Device or resource busy")
+        return real_rename(src, dst)
+
+    real = release_unpack.adoption.Adopter
+
+    class NoExchange(real):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, exchange=None, **kw)
+
+    monkeypatch.setattr(release_unpack.adoption, "Adopter", NoExchange)
+    monkeypatch.setattr(release_unpack.adoption.os, "rename", rename)
+    before = tree_snapshot(checkout)
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(checkout, built))
+    assert result["failed"] is True and "Device or resource busy" in result["msg"]
+    assert tree_snapshot(checkout) == before
+    assert os.listdir(checkout.parent) == [checkout.name]
+    assert any(".pre-ansible-" in dst for _src, dst in calls)  # it had moved, and came back
+
+
+def test_two_rename_fallback_adopts_too(tmp_path, checkout, docker, monkeypatch):
+    hand_stack(docker)
+    real = release_unpack.adoption.Adopter
+
+    class NoExchange(real):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, exchange=None, **kw)
+
+    monkeypatch.setattr(release_unpack.adoption, "Adopter", NoExchange)
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(checkout, built))
+    assert "failed" not in result, result.get("msg")
+    assert os.readlink(checkout / "current") == f"releases/{result['release_zero']['release_id']}"
+    assert ".pre-ansible-" in result["adopted_from"]
+
+
+def test_second_run_after_adoption_changes_nothing(tmp_path, checkout, docker):
+    hand_stack(docker)
     built = make_archive(tmp_path)
     run_module(release_unpack, args(checkout, built, remove_archive=False))
     result = run_module(release_unpack, args(checkout, built))
@@ -271,20 +539,25 @@ def test_second_run_after_adoption_changes_nothing(tmp_path, checkout):
     assert len([p for p in os.listdir(checkout.parent) if ".pre-ansible-" in p]) == 1
 
 
-def test_check_mode_reports_would_adopt_and_moves_nothing(tmp_path, checkout):
+def test_check_mode_reports_would_adopt_and_moves_nothing(tmp_path, checkout, docker):
     built = make_archive(tmp_path)
-    before = sorted(os.listdir(checkout))
-    result = run_module(release_unpack, args(checkout, built), check_mode=True)
+    before = tree_snapshot(checkout)
+    result = run_module(release_unpack, args(checkout, built, env_files=[".env.db"]),
+                        check_mode=True)
     assert result["would_adopt"] is True and result["adopted_from"] is None
     assert result["changed"] is True
-    assert sorted(os.listdir(checkout)) == before
+    assert sorted(result["release_zero"]["env_files"]) == [".env", ".env.aws", ".env.db",
+                                                           "config/frontend.env"]
+    assert tree_snapshot(checkout) == before
     assert os.listdir(checkout.parent) == [checkout.name]
+    assert docker.argvs == []
 
 
 def test_adopt_false_unpacks_into_the_checkout(tmp_path, checkout):
     built = make_archive(tmp_path)
     result = run_module(release_unpack, args(checkout, built, adopt=False))
     assert result["adopted_from"] is None and result["unpacked"] is True
+    assert result["release_zero"] is None
     assert (checkout / "docker-compose.yml").is_file()
     assert (checkout / "releases" / built["release_id"]).is_dir()
     assert any("adopt is false" in w for w in warnings_of(result))
@@ -308,7 +581,7 @@ def test_bad_archive_fails_before_adopting(tmp_path, checkout):
     assert os.listdir(checkout.parent) == [checkout.name]
 
 
-def test_archive_inside_the_checkout_is_read_from_the_aside_dir(tmp_path, checkout):
+def test_archive_inside_the_checkout_is_read_from_the_aside_dir(tmp_path, checkout, docker):
     built = make_archive(tmp_path)
     inside = checkout / "incoming" / "release.tar.gz"
     inside.parent.mkdir()
@@ -318,6 +591,9 @@ def test_archive_inside_the_checkout_is_read_from_the_aside_dir(tmp_path, checko
     assert "failed" not in result, result.get("msg")
     assert result["unpacked"] is True and result["archive_removed"] is True
     assert not os.path.exists(os.path.join(result["adopted_from"], "incoming", "release.tar.gz"))
+
+
+# --------------------------------------------------------------------------- secrets
 
 
 def test_new_release_gets_secrets_link_when_shared_secrets_exists(tmp_path, app_root):
@@ -362,21 +638,3 @@ def test_archive_shipping_secrets_is_rejected(tmp_path, app_root):
     built = make_archive(tmp_path, extra=[(evil("secrets/key.pem"), b"k")])
     result = run_module(release_unpack, args(app_root, built))
     assert result["failed"] is True and "must not be shipped" in result["msg"]
-
-
-def test_failed_adoption_deletes_nothing(tmp_path, checkout, monkeypatch):
-    def no_space(*_args, **_kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(release_unpack.shutil, "copytree", no_space)
-    built = make_archive(tmp_path)
-    result = run_module(release_unpack, args(checkout, built))
-    assert result["failed"] is True and "\n" not in result["msg"]
-    assert result["msg"].startswith(f"adopting the hand-managed checkout {checkout} failed: "
-                                    "No space left on device; ")
-    assert "nothing was deleted" in result["msg"]
-    aside = [p for p in os.listdir(checkout.parent) if ".pre-ansible-" in p]
-    assert len(aside) == 1
-    kept = checkout.parent / aside[0]
-    assert (kept / "secrets" / "exchange.pem").is_file() and (kept / ".env").is_file()
-    assert built["archive"].exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import datetime, timedelta, timezone
 
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
     release_content_hash_prefix,
@@ -20,8 +21,12 @@ PARTIAL_SUFFIX = ".partial"
 # A directory holding one of these (and no releases/) is a hand-managed checkout to adopt.
 ADOPTION_MARKERS = ("docker-compose.yml", ".git")
 ASIDE_INFIX = ".pre-ansible-"
+# The new layout is built beside app_root under this name, then swapped in.
+STAGING_INFIX = ".adopting-"
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 RELEASE_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}$")
 HASH_PREFIX_LEN = 12
+ENV_REASON = "the env files must change: write them"
 SUCCESS_RESULTS = frozenset({"ok", "success", "succeeded", "deployed", "rolled_back"})
 
 
@@ -115,14 +120,6 @@ def previous_release(log_records: list[dict], releases: list[dict],
     return older[-1] if older else None
 
 
-def env_status(desired: dict, actual: dict) -> dict:
-    """desired name->sha256, actual name->sha256 or None -> name->in_sync bool."""
-    return {
-        name: actual.get(name) is not None and actual.get(name) == str(want).lower()
-        for name, want in sorted(desired.items())
-    }
-
-
 def compute_plan(existing_release: str | None, current_release: str | None,
                  release_image_id: str | None, backend: list[dict],
                  env_in_sync: bool) -> tuple[dict, list[str]]:
@@ -139,7 +136,7 @@ def compute_plan(existing_release: str | None, current_release: str | None,
         reasons.append("the release image is missing: build it")
     env = not env_in_sync
     if env:
-        reasons.append("shared env files differ from the desired content: write them")
+        reasons.append(ENV_REASON)
 
     activate = False
     if existing_release is None or current_release != existing_release:
@@ -183,3 +180,54 @@ def aside_path(app_root: str, stamp: str, taken: set[str] | frozenset[str] = fro
         n += 1
         candidate = f"{base}-{n}"
     return candidate
+
+
+def release_zero_stamp(now: datetime, next_release_id: str | None = None) -> str:
+    """UTC stamp of release zero (the adopted hand-managed checkout).
+
+    The adoption time, but always before the release being deployed (its id was named a few
+    seconds earlier on the controller), so release zero sorts as the older one.
+    """
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)  # noqa: UP017
+    now = now.astimezone(timezone.utc)  # noqa: UP017
+    if next_release_id and is_release_id(next_release_id):
+        nxt = datetime.strptime(next_release_id[:16], STAMP_FORMAT).replace(
+            tzinfo=timezone.utc)  # noqa: UP017
+        now = min(now, nxt - timedelta(seconds=1))
+    return now.strftime(STAMP_FORMAT)
+
+
+def staging_path(app_root: str, stamp: str) -> str:
+    """``<app_root>.adopting-<stamp>``: where adoption builds the new layout."""
+    return os.path.normpath(app_root) + STAGING_INFIX + stamp
+
+
+NOT_TOUCHED = "-- the running backend was not touched"
+
+
+def rescue_plan(compose_result: dict | None, release_id: str | None) -> dict:
+    """What a failed deploy must undo, from compose_release's (possibly failed) result.
+
+    Roll back only when compose_release switched ``current``: to the release ``current``
+    pointed at when it switched (``previous_release``, also returned on failure; on the first
+    deploy after adoption that is release zero). Returns {rollback_to, note}: rollback_to is ''
+    when there is nothing to undo, note is the tail of the failure message.
+    """
+    result = compose_result if isinstance(compose_result, dict) else {}
+    previous = result.get("previous_release") or ""
+    release = release_id or "the release"
+    if result.get("switched"):
+        if previous and previous != release_id:
+            return {"rollback_to": previous, "note": f"-- rolled back to {previous}"}
+        return {"rollback_to": "",
+                "note": f"-- no previous release to roll back to; left {release} for diagnosis "
+                        "(ansible-playbook playbooks/diagnose.yml)"}
+    touched = result.get("recreated") or (result.get("changed") and not result.get("built"))
+    if release_id and previous == release_id and touched and not result.get("skipped"):
+        return {"rollback_to": "",
+                "note": f"-- current already pointed at {release} before this deploy and its "
+                        "container was recreated, nothing to switch back; see "
+                        "ansible-playbook playbooks/diagnose.yml or roll back with "
+                        "playbooks/rollback.yml"}
+    return {"rollback_to": "", "note": NOT_TOUCHED}

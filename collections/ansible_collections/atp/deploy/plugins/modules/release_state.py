@@ -42,12 +42,26 @@ options:
     description: sha256 hex content hash of the release to deploy (of its manifest).
     type: str
     required: true
-  env_digests:
+  env_plan:
     description:
-      - Desired sha256 hex of each C(shared/<filename>), keyed by plain file name.
-      - Empty means the env files are not managed by this deploy (always in sync).
+      - What the deploy wants of the env files, without their values. Omitted or empty means
+        the env files are not managed by this call (always in sync).
+      - C(files) maps each env file the deploy renders (C(.env), C(.env.aws)) to a mapping
+        of KEY to digest, the HMAC-SHA256 of C(KEY\0value) under I(env_salt)
+        (C(atp.deploy.env_key_digests)). The instance computes the same digest for its own
+        values; a key whose digest differs is set by the deploy, a key only on the instance
+        is kept (dropped with C(replace), or when C(supersedes) names it as an alias of a key
+        the deploy passes).
+      - C(required) lists every env file compose needs (relative paths); a missing one, or a
+        missing link to it in the existing release, is a change too.
+      - The files are read from C(shared/), or from app_root itself when it is a hand-managed
+        checkout (adoption carries them into C(shared/) as they are).
     type: dict
     default: {}
+  env_salt:
+    description: Per-run random salt of the digests in I(env_plan) (never logged).
+    type: str
+    default: ""
   min_free_mb:
     description: Minimum free space (MiB) at app_root (or its nearest existing parent).
     type: int
@@ -119,9 +133,11 @@ EXAMPLES = r"""
   atp.deploy.release_state:
     app_root: /home/ubuntu/automated-trading-platform
     content_hash: "{{ atp_release_content_hash }}"
-    env_digests:
-      .env: "{{ atp_env_content | hash('sha256') }}"
-      .env.aws: "{{ atp_env_aws_content | hash('sha256') }}"
+    env_plan:
+      files: "{{ atp_env_values | atp.deploy.env_key_digests(atp_env_salt) }}"
+      required: [.env, .env.aws, .env.db]
+      replace: false
+    env_salt: "{{ atp_env_salt }}"
     lock:
       token: "{{ atp_lock_token }}"
       holder: "{{ lookup('env', 'USER') }}"
@@ -150,7 +166,7 @@ plan:
       description: Id of the existing release holding content_hash, or null.
       type: str
     env:
-      description: Shared env files differ from env_digests; write them.
+      description: Env files must change (values, missing files, links, mode); write them.
       type: bool
     build:
       description: Image C(<image_repo>:<release_id>) is missing (always true without a release).
@@ -265,14 +281,32 @@ port_publishers:
       description: Container id.
       type: str
 env_in_sync:
-  description: Every file of env_digests exists in shared/ with that sha256.
+  description: The env files need no change (see env_plan).
   returned: success
   type: bool
 env_files:
-  description: Per env file name, whether it is in sync.
+  description:
+    - Per env file the deploy renders, what the write will do (names of keys only).
   returned: success
   type: dict
-  sample: {.env: true, .env.aws: false}
+  sample:
+    .env: {exists: true, in_sync: false, set: [ENVIRONMENT], kept: [POSTGRES_PASSWORD],
+           dropped: [], loose_mode: false}
+env_missing:
+  description: Env files compose needs that do not exist yet (they are created empty, 0600).
+  returned: success
+  type: list
+  elements: str
+env_links_missing:
+  description: Env links the existing release lacks.
+  returned: success
+  type: list
+  elements: str
+env_summary:
+  description: One line per env file with something to say (names only, never values).
+  returned: success
+  type: list
+  elements: str
 adoption_needed:
   description:
     - app_root is a hand-managed checkout (no C(releases/), has C(docker-compose.yml) or
@@ -335,6 +369,8 @@ from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     deploy_lock,
     docker_cmd,
     docker_read,
+    dotenv,
+    env_layout,
     fsutil,
     proc,
     release_dirs,
@@ -358,12 +394,42 @@ def check_app_root(app_root: str) -> str | None:
     return None
 
 
-def read_env(shared: str, desired: dict) -> dict:
-    actual = {}
-    for name in desired:
-        path = os.path.join(shared, name)
-        actual[name] = fsutil.sha256_file(path) if os.path.isfile(path) else None
-    return release_plan.env_status(desired, actual)
+def read_env(app_root: str, release: str | None, env: dict, adopt: bool) -> dict:
+    """The env plan (env_layout.plan_env) against shared/, or the checkout being adopted."""
+    if not env["managed"]:
+        return {"files": {}, "missing": [], "links_missing": [], "in_sync": True}
+    base = app_root if adopt else os.path.join(app_root, "shared")
+    return env_layout.plan_env(base, None if adopt else release, env["files"], env["required"],
+                               env["salt"], env["replace"], env["supersedes"])
+
+
+def parse_env_plan(plan: dict, salt: str) -> tuple[dict | None, str | None, list[str]]:
+    """env_plan option -> (normalised spec, one-line problem, warnings)."""
+    plan = plan or {}
+    files = plan.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(v, dict) for v in files.values()):
+        return None, ("env_plan.files must map env file paths to {KEY: digest}; pass "
+                      "app_env_values | atp.deploy.env_key_digests(salt)"), []
+    warnings = []
+    required, problems = env_layout.split_env_paths(
+        [*files, *(plan.get("required") or [])])
+    warnings += [f"{problem}: not managed by the deploy (compose reads it where it is)"
+                 for problem in problems]
+    norm_files = {}
+    for name, digests in files.items():
+        try:
+            norm_files[env_layout.norm_env_path(name)] = {
+                str(k): str(v).strip().lower() for k, v in digests.items()}
+        except env_layout.EnvPathError as exc:
+            return None, f"{exc}; expected env_plan.files paths inside the app dir", []
+    if norm_files and not salt:
+        return None, ("env_salt must be the per-run salt of the env_plan digests, got an empty "
+                      "one; pass the salt app_env's render step made"), []
+    supersedes = plan.get("supersedes") or {}
+    spec = {"files": norm_files, "required": required, "salt": salt or "",
+            "replace": bool(plan.get("replace")), "managed": bool(norm_files or required),
+            "supersedes": {str(k): [str(a) for a in (v or [])] for k, v in supersedes.items()}}
+    return spec, None, warnings
 
 
 class DockerReader:
@@ -417,7 +483,8 @@ LOCK_SPEC = {
 ARGUMENT_SPEC = {
     "app_root": {"type": "path", "default": "/home/ubuntu/automated-trading-platform"},
     "content_hash": {"type": "str", "required": True},
-    "env_digests": {"type": "dict", "default": {}},
+    "env_plan": {"type": "dict", "default": {}},
+    "env_salt": {"type": "str", "default": "", "no_log": True},
     "min_free_mb": {"type": "int", "default": 1024},
     "project_name": {"type": "str", "default": "automated-trading-platform"},
     "service": {"type": "str", "default": "backend-aws"},
@@ -443,7 +510,7 @@ def adoption_needed(app_root: str) -> bool:
     return release_plan.needs_adoption(entries)
 
 
-def read_state(p: dict, reader: DockerReader, content_hash: str, desired: dict) -> dict:
+def read_state(p: dict, reader: DockerReader, content_hash: str, env_spec: dict) -> dict:
     """Everything read on the instance, and the plan: the fields of the result."""
     app_root = p["app_root"]
     free = fsutil.free_mb(app_root)
@@ -451,7 +518,9 @@ def read_state(p: dict, reader: DockerReader, content_hash: str, desired: dict) 
         where = fsutil.nearest_existing_dir(app_root)
         reader.fail(
             f"not enough free disk at {where}: expected >= {p['min_free_mb']} MiB, "
-            f"found {free} MiB; prune old images (docker image prune -a) or old releases"
+            f"found {free} MiB; free space without touching the images kept for rollback: "
+            "docker builder prune -f (build cache), docker image prune -f (dangling images "
+            "only), or keep fewer releases (-e deploy_keep_releases=N, at least 2)"
         )
 
     releases = release_dirs.read_releases(app_root)
@@ -486,14 +555,28 @@ def read_state(p: dict, reader: DockerReader, content_hash: str, desired: dict) 
         warnings.append(f"more than one running container for {p['project_name']}/"
                         f"{p['service']}")
 
-    env_files = read_env(os.path.join(app_root, "shared"), desired)
-    env_in_sync = all(env_files.values())
-    plan, reasons = release_plan.compute_plan(existing, current, image_id, backend, env_in_sync)
     adopt = adoption_needed(app_root)
+    release_dir = os.path.join(app_root, "releases", existing) if existing else None
+    try:
+        env = read_env(app_root, release_dir, env_spec, adopt)
+    except dotenv.DotenvError as exc:
+        reader.fail(f"{exc}; fix the file on the instance (compose cannot read it either) "
+                    "and re-run")
+    except OSError as exc:
+        reader.fail(f"reading the env files at {app_root} failed: {exc.strerror or exc} "
+                    f"({exc.filename}); check permissions (become root)")
+    env_in_sync = env["in_sync"]
+    plan, reasons = release_plan.compute_plan(existing, current, image_id, backend, env_in_sync)
+    summary = env_layout.plan_lines(env)
+    if not env_in_sync:
+        at = reasons.index(release_plan.ENV_REASON) if release_plan.ENV_REASON in reasons \
+            else len(reasons)
+        reasons[at + 1:at + 1] = [f"env {line}" for line in summary]
     if adopt:
         plan["upload"] = True
         reasons.insert(0, f"{app_root} is a hand-managed checkout (no releases/): release_unpack "
-                          "adopts it (keeps it aside, carries .env, .env.aws, secrets/ over)")
+                          "adopts it as release zero (current -> it; its env files and "
+                          "secrets/ go to shared/; the checkout is kept aside whole)")
     return {
         "plan": plan,
         "plan_reasons": reasons,
@@ -506,7 +589,10 @@ def read_state(p: dict, reader: DockerReader, content_hash: str, desired: dict) 
         "containers": backend_view,
         "port_publishers": port_publishers,
         "env_in_sync": env_in_sync,
-        "env_files": env_files,
+        "env_files": env["files"],
+        "env_missing": env["missing"],
+        "env_links_missing": env["links_missing"],
+        "env_summary": summary,
         "adoption_needed": adopt,
         "_warnings": warnings,
     }
@@ -581,14 +667,11 @@ def main() -> None:
             msg=f"content_hash must be a sha256 hex string (>= 12 hex chars), got "
             f"{p['content_hash']!r}; pass the content hash of the release manifest"
         )
-    desired = {}
-    for name, digest in (p["env_digests"] or {}).items():
-        if not fsutil.is_plain_name(name):
-            module.fail_json(
-                msg=f"env_digests keys must be plain file names like .env, got {name!r}; "
-                "fix env_digests"
-            )
-        desired[name] = str(digest).strip().lower()
+    desired, problem, env_warnings = parse_env_plan(p["env_plan"], p["env_salt"])
+    if problem:
+        module.fail_json(msg=problem)
+    for warning in env_warnings:
+        module.warn(warning)
     lock_opt = p["lock"]
     if lock_opt is not None and not (lock_opt.get("token") or "").strip():
         module.fail_json(msg="lock.token must be a non-empty string unique to this run, got an "

@@ -8,28 +8,36 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: release_unpack
-short_description: Verify and unpack a release archive into releases/<release_id>
+short_description: Verify and unpack a release archive into releases/<release_id>; adopt a checkout
 description:
-  - Idempotent. When C(releases/<release_id>) exists and verifies against its manifest, nothing
-    is done.
+  - Idempotent. When C(releases/<release_id>) exists and verifies against its manifest, only its
+    env links are checked (and fixed).
   - Otherwise the archive sha256 is checked, the archive is extracted safely (absolute paths,
     C(..), links, devices are rejected) into C(releases/<release_id>.partial) (a stale one is
-    removed first), the tree is verified against the manifest member, the symlinks
-    C(.env -> ../../shared/.env) and C(.env.aws -> ../../shared/.env.aws) are created,
-    the tree is chowned to owner:group and renamed atomically to C(releases/<release_id>).
+    removed first), the tree is verified against the manifest member, every env file of
+    I(env_files) is linked into C(shared/) (C(.env -> ../../shared/.env),
+    C(config/db.env -> ../../../shared/config/db.env); paths under C(secrets/) through the
+    C(secrets -> ../../shared/secrets) link), a missing one is created empty in C(shared/)
+    (0600, owner:group), the tree is chowned to owner:group and renamed atomically to
+    C(releases/<release_id>).
   - Never touches C(current) or other releases. A release directory that exists but fails
-    verification is replaced by the verified new one.
-  - When C(shared/secrets) exists, the release gets C(secrets -> ../../shared/secrets) (also an
-    existing, verified release that lacks it). C(secrets), C(.env), C(.env.aws) and
-    C(docker-compose.deploy.yml) are not release content (ignored by verification); an archive
-    shipping C(.env), C(.env.aws) or C(secrets) is rejected.
-  - "Adoption (I(adopt)): when app_root exists, has no C(releases/) and looks like a
-    hand-managed checkout (C(docker-compose.yml) or C(.git)), it is first moved aside whole
-    (C(os.rename)) to C(<app_root>.pre-ansible-<UTC %Y%m%dT%H%M%SZ>); a fresh app_root is
-    created with the old owner, group and mode, with C(shared/) (0750, owner:group) holding
-    copies of the old C(.env), C(.env.aws) (mode and owner kept) and C(secrets/) (modes and
-    owners kept). Nothing is deleted: the originals stay in the aside dir (the deploy later
-    overwrites C(shared/.env*) with the rendered ones). The deploy lock file moves along."
+    verification is replaced by the verified new one. An env file the archive ships itself
+    stays the shipped file (reported in C(env_shipped)).
+  - An archive shipping C(.env), C(.env.aws) or C(secrets) is rejected.
+  - "Adoption (I(adopt)): when app_root has no C(releases/) and looks like a hand-managed
+    checkout (C(docker-compose.yml) or C(.git)), it becomes release zero, atomically: beside
+    it, C(<app_root>.adopting-<stamp>) gets C(releases/<zero id>) (a copy of the checkout's
+    files without .git, env files, secrets/ and caches, with a manifest), C(shared/) (every env
+    file of the checkout -- .env, .env.aws, I(env_files), the env_file entries of its own
+    compose file -- at 0600, and secrets/ with modes and owners kept), the env links,
+    C(current -> releases/<zero id>), a deploy.log line and the deploy lock. The running
+    backend container's image (I(project_name)/I(service)) is tagged
+    C(<image_repo>:<zero id>), so re-activating release zero needs no build. Then the new
+    layout and the checkout swap places (C(renameat2) exchange, else two renames undone on
+    failure); the checkout is kept whole at C(<app_root>.pre-ansible-<stamp>). A failure
+    before the swap leaves app_root as it was."
+  - The zero id is C(<adoption UTC time>-<12 hex of its content>), the time kept before the id
+    of I(release_id) so release zero sorts as the older release.
   - Adoption happens after the archive checksum is verified; an archive inside app_root is
     read from the aside dir.
 version_added: "1.0.0"
@@ -58,12 +66,21 @@ options:
     description: Release id C(YYYYmmddTHHMMSSZ-<12 hex of the content hash>).
     type: str
     required: true
+  env_files:
+    description:
+      - Every env file compose needs, relative to the compose file's directory (the
+        C(env_file) entries of the service and its dependencies, or of every service).
+        C(.env) and C(.env.aws) are always included.
+      - Absolute paths and paths leaving the app dir are skipped with a warning.
+    type: list
+    elements: str
+    default: [.env, .env.aws]
   owner:
-    description: Owner of the unpacked tree.
+    description: Owner of the unpacked tree and of created env files.
     type: str
     default: ubuntu
   group:
-    description: Group of the unpacked tree.
+    description: Group of the unpacked tree and of created env files.
     type: str
     default: ubuntu
   remove_archive:
@@ -72,13 +89,26 @@ options:
     default: true
   adopt:
     description:
-      - Adopt a hand-managed checkout found in app_root (see above). When false, the release is
-        unpacked into it as it is (with a warning).
+      - Adopt a hand-managed checkout found in app_root as release zero (see above). When
+        false, the release is unpacked into it as it is (with a warning).
     type: bool
     default: true
+  project_name:
+    description:
+      - Compose project of the hand-managed stack (its backend image becomes release zero's).
+    type: str
+    default: automated-trading-platform
+  service:
+    description: Compose service of the backend.
+    type: str
+    default: backend-aws
+  image_repo:
+    description: Image repository; release zero's image is tagged C(<image_repo>:<zero id>).
+    type: str
+    default: automated-trading-platform-backend-aws
 notes:
   - Supports check mode; it then only verifies an existing release and reports (C(would_adopt)
-    tells whether a checkout would be adopted).
+    tells whether a checkout would be adopted, C(release_zero.env_files) what would move).
 """
 
 EXAMPLES = r"""
@@ -88,6 +118,7 @@ EXAMPLES = r"""
     archive: /home/ubuntu/automated-trading-platform/incoming/{{ atp_release_id }}.tar.gz
     archive_sha256: "{{ atp_archive_sha256 }}"
     release_id: "{{ atp_release_id }}"
+    env_files: [.env, .env.aws, .env.db, secrets/runtime.env]
   when: atp_state.plan.upload
 """
 
@@ -117,7 +148,7 @@ archive_removed:
   returned: success
   type: bool
 adopted_from:
-  description: Where the adopted hand-managed checkout was kept aside, or null.
+  description: Where the adopted hand-managed checkout was kept whole, or null.
   returned: always
   type: str
   sample: /home/ubuntu/automated-trading-platform.pre-ansible-20261124T101500Z
@@ -125,23 +156,67 @@ would_adopt:
   description: Check mode only; app_root is a hand-managed checkout that would be adopted.
   returned: check mode
   type: bool
+release_zero:
+  description: The release made of the adopted checkout, or null without adoption.
+  returned: always
+  type: dict
+  contains:
+    release_id:
+      description: Its id (C(current) points at it until the new release is activated).
+      type: str
+    image:
+      description: C(<image_repo>:<zero id>), null when no backend container was running.
+      type: str
+    image_id:
+      description: Image id of the running backend that was tagged, or null.
+      type: str
+    env_files:
+      description: Env files carried from the checkout into shared/ (names only).
+      type: list
+      elements: str
+    env_created:
+      description: Env files created empty in shared/ (no such file in the checkout).
+      type: list
+      elements: str
+    files:
+      description: Files of the checkout held by release zero.
+      type: int
+    git_sha:
+      description: Commit of the checkout's .git HEAD, or null.
+      type: str
 secrets_linked:
   description: Whether C(secrets -> ../../shared/secrets) was (or would be) created in the release.
   returned: always
   type: bool
+env_linked:
+  description: Env links created or fixed in the release (relative paths).
+  returned: always
+  type: list
+  elements: str
+env_created:
+  description: Env files created empty (0600) in shared/ because no one had them yet.
+  returned: always
+  type: list
+  elements: str
+env_shipped:
+  description: Env files the archive ships itself (they stay release content, not links).
+  returned: always
+  type: list
+  elements: str
 """
 
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
-import stat  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
-    deploy_lock,
+    adoption,
     docker_cmd,
+    docker_read,
+    env_layout,
     fsutil,
+    proc,
     release_plan,
 )
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
@@ -156,14 +231,13 @@ from ansible_collections.atp.deploy.plugins.module_utils.safe_tar import (  # no
     extract_release,
 )
 
-ENV_LINKS = {".env": "../../shared/.env", ".env.aws": "../../shared/.env.aws"}
-SECRETS_NAME = "secrets"
-SECRETS_LINK = "../../shared/secrets"
-# Not part of the release content: the env links, the secrets link, the compose override that
-# compose_release writes into an activated release.
+SECRETS_NAME = env_layout.SECRETS_NAME
+FORBIDDEN = (*env_layout.DEFAULT_ENV_FILES, SECRETS_NAME)
+# Not part of the release content: the secrets link, the compose override that compose_release
+# writes into an activated release (the env links into shared/ are found by their targets).
 VERIFY_IGNORE = (*DEFAULT_VERIFY_IGNORE, SECRETS_NAME, docker_cmd.OVERRIDE_NAME)
-ADOPTED_FILES = (".env", ".env.aws")
 SHOWN_PROBLEMS = 5
+DOCKER_TIMEOUT = 60
 
 
 def verify_existing(path: str) -> list[str]:
@@ -176,7 +250,8 @@ def verify_existing(path: str) -> list[str]:
         return [f"manifest unreadable: {exc}"]
     if not isinstance(manifest, dict):
         return ["manifest is not a JSON object"]
-    return verify_tree(path, manifest, VERIFY_IGNORE)
+    ignore = (*VERIFY_IGNORE, *env_layout.shared_links(path))
+    return verify_tree(path, manifest, ignore)
 
 
 def remove_tree(path: str) -> None:
@@ -186,91 +261,15 @@ def remove_tree(path: str) -> None:
         shutil.rmtree(path)
 
 
-def make_env_links(path: str) -> None:
-    for name, target in ENV_LINKS.items():
-        link = os.path.join(path, name)
-        if os.path.lexists(link):
-            os.unlink(link)
-        os.symlink(target, link)
+def secrets_wanted(app_root: str, rels: list[str]) -> bool:
+    shared = os.path.join(app_root, "shared", SECRETS_NAME)
+    return os.path.isdir(shared) or any(env_layout.under_secrets(r) for r in rels)
 
 
-def secrets_link_missing(release: str, app_root: str) -> bool:
-    """shared/secrets exists but the release has no secrets -> ../../shared/secrets link."""
-    if not os.path.isdir(os.path.join(app_root, "shared", SECRETS_NAME)):
-        return False
-    return fsutil.read_link_target(os.path.join(release, SECRETS_NAME)) != SECRETS_LINK
-
-
-def make_secrets_link(release: str, uid: int | None = None, gid: int | None = None) -> None:
-    link = os.path.join(release, SECRETS_NAME)
-    if os.path.islink(link):
-        os.unlink(link)
-    elif os.path.lexists(link):
-        raise OSError(f"{link} exists and is not a symlink")
-    os.symlink(SECRETS_LINK, link)
-    if uid is not None and gid is not None:
-        os.lchown(link, uid, gid)
-
-
-def utc_stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")  # noqa: UP017
-
-
-def copy_owned(src: str, dest: str) -> None:
-    """Copy one file keeping its mode and owner."""
-    st = os.stat(src)
-    shutil.copy2(src, dest)
-    os.chown(dest, st.st_uid, st.st_gid)
-
-
-def copy_tree_owned(src: str, dest: str) -> None:
-    """copytree keeping modes (copy2/copystat) and owners; symlinks stay symlinks."""
-    shutil.copytree(src, dest, symlinks=True)
-    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
-        rel = os.path.relpath(dirpath, src)
-        target_dir = dest if rel == "." else os.path.join(dest, rel)
-        st = os.lstat(dirpath)
-        os.lchown(target_dir, st.st_uid, st.st_gid)
-        for name in dirnames + filenames:
-            st = os.lstat(os.path.join(dirpath, name))
-            os.lchown(os.path.join(target_dir, name), st.st_uid, st.st_gid)
-
-
-def adopt_checkout(app_root: str, uid: int, gid: int) -> str:
-    """Move the hand-managed checkout aside and start a managed app_root from its operator files.
-
-    Nothing is deleted: the checkout stays whole at the returned aside path; .env, .env.aws and
-    secrets/ are copied into the new shared/; the deploy lock (ours) moves along.
-    """
-    parent = os.path.dirname(os.path.abspath(app_root))
-    taken = {os.path.join(parent, n) for n in os.listdir(parent)}
-    aside = release_plan.aside_path(os.path.abspath(app_root), utc_stamp(), taken)
-    st = os.stat(app_root)
-    os.rename(app_root, aside)
-    try:
-        os.mkdir(app_root, 0o700)
-        os.chmod(app_root, stat.S_IMODE(st.st_mode))
-        os.chown(app_root, st.st_uid, st.st_gid)
-    except OSError:
-        if os.path.isdir(app_root) and not os.listdir(app_root):
-            os.rmdir(app_root)
-        if not os.path.lexists(app_root):
-            os.rename(aside, app_root)
-        raise
-    lock = os.path.join(aside, deploy_lock.LOCK_NAME)
-    if os.path.isfile(lock) and not os.path.islink(lock):
-        os.rename(lock, os.path.join(app_root, deploy_lock.LOCK_NAME))
-    shared = os.path.join(app_root, "shared")
-    fsutil.makedirs_owned(shared, 0o750, uid, gid)
-    for name in ADOPTED_FILES:
-        src = os.path.join(aside, name)
-        if os.path.isfile(src):
-            copy_owned(src, os.path.join(shared, name))
-    secrets = os.path.join(aside, SECRETS_NAME)
-    if os.path.isdir(secrets) and not os.path.islink(secrets):
-        copy_tree_owned(secrets, os.path.join(shared, SECRETS_NAME))
-    fsutil.fsync_dir(parent)
-    return aside
+def link_rels(app_root: str, rels: list[str]) -> list[str]:
+    """rels plus the secrets dir when shared/secrets exists (or an env file lives under it)."""
+    return [*rels, SECRETS_NAME] if secrets_wanted(app_root, rels) and \
+        SECRETS_NAME not in rels else list(rels)
 
 
 def moved_path(path: str, old_root: str, new_root: str) -> str:
@@ -282,6 +281,38 @@ def moved_path(path: str, old_root: str, new_root: str) -> str:
     return os.path.join(new_root, os.path.relpath(path, old_root))
 
 
+class ZeroTagger:
+    """Tag the running backend's image as release zero's (one `docker tag`)."""
+
+    def __init__(self, module: AnsibleModule, project: str, service: str):
+        self.module, self.project, self.service = module, project, service
+        self.warning = None
+
+    def __call__(self, ref: str) -> str | None:
+        docker = self.module.get_bin_path("docker")
+        if not docker:
+            raise adoption.AdoptionError("docker CLI not found in PATH on the instance, "
+                                         "expected it to tag the running backend's image")
+        try:
+            found = docker_read.containers(docker, DOCKER_TIMEOUT, self.project, self.service,
+                                           retry_vanished=True)
+        except docker_read.DockerReadError as exc:
+            raise adoption.AdoptionError(f"{exc}; check the docker engine") from exc
+        running = [c for c in found if c["running"] and c.get("image_id")]
+        if not running:
+            self.warning = (f"no running {self.project}/{self.service} container in the "
+                            "hand-managed stack: release zero has no image, re-activating it "
+                            "builds one")
+            return None
+        image_id = running[0]["image_id"]
+        rc, out, err = proc.run(adoption.tag_argv(image_id, ref, docker), timeout=DOCKER_TIMEOUT)
+        if rc != 0:
+            raise adoption.AdoptionError(
+                f"`docker tag {image_id[:19]} {ref}` failed (exit {rc}): "
+                f"{docker_cmd.first_line(err or out)}; check the docker engine")
+        return image_id
+
+
 ARGUMENT_SPEC = {
     "app_root": {"type": "path", "default": "/home/ubuntu/automated-trading-platform"},
     "archive": {"type": "path", "required": True},
@@ -289,11 +320,55 @@ ARGUMENT_SPEC = {
     "src": {"type": "path"},
     "archive_sha256": {"type": "str", "required": True},
     "release_id": {"type": "str", "required": True},
+    "env_files": {"type": "list", "elements": "str", "default": [".env", ".env.aws"]},
     "owner": {"type": "str", "default": "ubuntu"},
     "group": {"type": "str", "default": "ubuntu"},
     "remove_archive": {"type": "bool", "default": True},
     "adopt": {"type": "bool", "default": True},
+    "project_name": {"type": "str", "default": "automated-trading-platform"},
+    "service": {"type": "str", "default": "backend-aws"},
+    "image_repo": {"type": "str", "default": "automated-trading-platform-backend-aws"},
 }
+
+
+def link_failure(release: str, app_root: str, exc: OSError) -> str:
+    return (f"linking the env files of {release} into {app_root}/shared failed: "
+            f"{exc.strerror or exc} ({exc.filename or release}); expected symlinks into shared/ "
+            "where the release has no file of that name, move the file away and re-run")
+
+
+def env_paths(module: AnsibleModule, given: list[str]) -> list[str]:
+    rels, problems = env_layout.split_env_paths([*env_layout.DEFAULT_ENV_FILES, *given])
+    for problem in problems:
+        module.warn(f"{problem}: not linked into the release (compose reads it from there)")
+    return rels
+
+
+def link_env(release: str, app_root: str, rels: list[str], uid: int | None, gid: int | None,
+             result: dict, check: bool = False) -> bool:
+    """Create missing shared env files and the release's env links; True when anything changed.
+
+    Raises OSError (a real file where a link goes, permissions, disk).
+    """
+    shipped = env_layout.shipped_files(release)
+    wanted = [r for r in rels if r not in shipped]
+    result["env_shipped"] = sorted(r for r in rels if r in shipped)
+    shared = os.path.join(app_root, "shared")
+    missing_files = [r for r in wanted
+                     if not os.path.lexists(os.path.join(shared, *r.split("/")))]
+    missing_links = env_layout.missing_links(release, link_rels(app_root, wanted), shipped)
+    if check:
+        result["env_created"] = missing_files
+        result["env_linked"] = missing_links
+        result["secrets_linked"] = SECRETS_NAME in missing_links
+        return bool(missing_files or missing_links)
+    if missing_files and not os.path.isdir(shared):
+        fsutil.makedirs_owned(shared, env_layout.SHARED_DIR_MODE, uid, gid)
+    result["env_created"] = env_layout.create_missing(shared, wanted, uid, gid)
+    made = env_layout.make_links(release, link_rels(app_root, wanted), uid, gid, shipped)
+    result["env_linked"] = made
+    result["secrets_linked"] = SECRETS_NAME in made
+    return bool(result["env_created"] or made)
 
 
 def main() -> None:
@@ -305,7 +380,8 @@ def main() -> None:
     app_root, archive, rid = p["app_root"], p["archive"], p["release_id"]
     want_sha = p["archive_sha256"].strip().lower()
     result = {"changed": False, "release_id": rid, "unpacked": False, "replaced": False,
-              "archive_removed": False, "adopted_from": None, "secrets_linked": False}
+              "archive_removed": False, "adopted_from": None, "release_zero": None,
+              "secrets_linked": False, "env_linked": [], "env_created": [], "env_shipped": []}
     if module.check_mode:
         result["would_adopt"] = False
 
@@ -313,6 +389,7 @@ def main() -> None:
         module.fail_json(
             msg=f"release_id must look like 20261124T101500Z-<12 hex>, got {rid!r}; "
             "pass the id computed by the archive builder", **result)
+    rels = env_paths(module, p["env_files"])
     releases = os.path.join(app_root, "releases")
     final = os.path.join(releases, rid)
     partial = final + release_plan.PARTIAL_SUFFIX
@@ -328,21 +405,24 @@ def main() -> None:
                     "false: unpacking into it as it is")
         adopt = False
 
+    owner = None
+    if not module.check_mode:
+        try:
+            owner = fsutil.resolve_owner(p["owner"], p["group"])
+        except KeyError as exc:
+            module.fail_json(msg=f"{exc.args[0]}; expected owner/group to exist, create them or "
+                             "set owner/group", **result)
+    uid, gid = owner or (None, None)
+
     existed = os.path.lexists(final)
     if existed:
         problems = verify_existing(final)
         if not problems:
-            if secrets_link_missing(final, app_root):
-                if not module.check_mode:
-                    st = os.lstat(final)
-                    try:
-                        make_secrets_link(final, st.st_uid, st.st_gid)
-                    except OSError as exc:
-                        module.fail_json(
-                            msg=f"linking {final}/{SECRETS_NAME} to {SECRETS_LINK} failed: "
-                            f"{exc.strerror or exc}; expected no {SECRETS_NAME} in the release, "
-                            "move it away and re-run", **result)
-                result.update(changed=True, secrets_linked=True)
+            try:
+                if link_env(final, app_root, rels, uid, gid, result, module.check_mode):
+                    result["changed"] = True
+            except OSError as exc:
+                module.fail_json(msg=link_failure(final, app_root, exc), **result)
             module.exit_json(**result)
         module.warn(f"release {rid} exists but fails verification ({problems[0]}); "
                     "replacing it from the archive")
@@ -350,14 +430,11 @@ def main() -> None:
     if module.check_mode:
         if not os.path.isfile(archive):
             module.warn(f"archive {archive} not present (expected in check mode)")
+        if adopt:
+            plan = adoption.Adopter(app_root, 0, 0, rels, p["image_repo"], None).plan()
+            result["release_zero"] = {"env_files": plan["carried"], "files": len(plan["files"])}
         result.update(changed=True, unpacked=True, replaced=existed, would_adopt=adopt)
         module.exit_json(**result)
-
-    try:
-        uid, gid = fsutil.resolve_owner(p["owner"], p["group"])
-    except KeyError as exc:
-        module.fail_json(msg=f"{exc.args[0]}; expected owner/group to exist, create them or "
-                         "set owner/group", **result)
 
     if not os.path.isfile(archive):
         module.fail_json(
@@ -370,19 +447,29 @@ def main() -> None:
             f"{want_sha}; re-run the deploy to upload it again", **result)
 
     if adopt:
+        tagger = ZeroTagger(module, p["project_name"], p["service"])
+        adopter = adoption.Adopter(app_root, uid, gid, rels, p["image_repo"], tagger,
+                                   next_release_id=rid)
         try:
-            aside = adopt_checkout(app_root, uid, gid)
-        except OSError as exc:
+            zero = adopter.run()
+        except (OSError, adoption.AdoptionError) as exc:
+            reason = (f"{exc.strerror or exc} ({exc.filename})"
+                      if isinstance(exc, OSError) and exc.filename else
+                      (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc))
             module.fail_json(
-                msg=f"adopting the hand-managed checkout {app_root} failed: "
-                f"{exc.strerror or exc}; expected to move it aside to "
-                f"{app_root}{release_plan.ASIDE_INFIX}<time> and copy .env, .env.aws, secrets/ "
-                "into shared/ (nothing was deleted: check both dirs, fix permissions or disk "
-                "and re-run, or pass adopt=false)", **result)
-        result.update(changed=True, adopted_from=aside)
+                msg=f"adopting the hand-managed checkout {app_root} as release zero failed: "
+                f"{reason}; {app_root} is as it was (nothing moved, nothing deleted), the "
+                "running containers were not touched: fix the cause and re-run, or pass "
+                "adopt=false", **result)
+        aside = zero.pop("adopted_from")
+        result.update(changed=True, adopted_from=aside, release_zero=zero)
         archive = moved_path(archive, app_root, aside)
-        module.warn(f"adopted the hand-managed checkout: kept it aside at {aside} (its .env, "
-                    ".env.aws, secrets/ copied to shared/)")
+        if tagger.warning:
+            module.warn(tagger.warning)
+        carried = ", ".join(zero["env_files"]) or "none"
+        module.warn(f"adopted the hand-managed checkout as release {zero['release_id']} "
+                    f"(current points at it; its env files {carried} and secrets/ are in "
+                    f"shared/); the checkout is kept whole at {aside}")
 
     try:
         fsutil.makedirs_owned(releases, 0o755, uid, gid)
@@ -397,8 +484,7 @@ def main() -> None:
         module.fail_json(msg=msg, **result)
 
     try:
-        manifest = extract_release(archive, partial,
-                                   forbidden=(*tuple(ENV_LINKS), SECRETS_NAME))
+        manifest = extract_release(archive, partial, forbidden=FORBIDDEN)
     except UnsafeArchive as exc:
         fail_clean(f"archive {archive} rejected: {exc}; expected a release archive built by "
                    "the deploy, rebuild and re-run the deploy")
@@ -420,11 +506,11 @@ def main() -> None:
                    "archive and re-run the deploy")
 
     try:
-        make_env_links(partial)
-        if secrets_link_missing(partial, app_root):
-            make_secrets_link(partial)
-            result["secrets_linked"] = True
         fsutil.chown_tree(partial, uid, gid)
+        link_env(partial, app_root, rels, uid, gid, result)
+    except OSError as exc:
+        fail_clean(link_failure(partial, app_root, exc))
+    try:
         if existed:
             old = os.path.join(releases, f".{rid}.broken-{os.getpid()}")
             os.rename(final, old)
