@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -70,6 +72,101 @@ def test_bad_variables_fail_before_any_session(events, extra, expected):
     assert expected in out
     for secret in ("k1", "k2", "s1"):
         assert f"'{secret}'" not in out and f'"{secret}"' not in out
+    assert events.sessions() == 0
+
+
+# One case per variable an operator can pass: (extra vars, the start of the one line). Each run
+# stops at the first task that can fail (atp.deploy.deploy_inputs, on the controller): no SSM
+# session, no S3 request, no other role reached.
+BAD_VARIABLES = [
+    ({"deploy_service": ""}, "deploy_service: expected a compose service name"),
+    ("deploy_service=--profile", "deploy_service: expected a compose service name: letters, "
+     "digits, '.', '_', '-', starting with a letter or digit (never '-'), saw '--profile': "),
+    ("deploy_compose_project=Automated_Trading",
+     "deploy_compose_project: expected a compose project name: lowercase letters, digits, '-' "
+     "and '_', starting with a letter or digit, saw 'Automated_Trading': "),
+    ("deploy_compose_profile=-aws", "deploy_compose_profile: expected a compose profile name"),
+    ("deploy_image_repo=atp-backend:latest",
+     "deploy_image_repo: expected a docker image repository, lowercase, without tag"),
+    ("deploy_image_repo=ATP/Backend", "deploy_image_repo: expected a docker image repository"),
+    ({"deploy_app_root": ""}, "deploy_app_root: expected an absolute, normalised path"),
+    ("deploy_app_root=apps/atp", "deploy_app_root: expected an absolute, normalised path"),
+    ("deploy_app_root=/", "deploy_app_root: expected an absolute, normalised path"),
+    ("deploy_app_owner=Ubuntu", "deploy_app_owner: expected a user name"),
+    ("deploy_port=0", "deploy_port: expected a whole number of a TCP port 1-65535, saw '0': "),
+    ("deploy_build_timeout=0",
+     "deploy_build_timeout: expected a whole number of seconds >= 30, saw '0': "),
+    ("deploy_build_timeout=600",  # the sandbox's ansible_aws_ssm_timeout is 300
+     "deploy_build_timeout: expected fewer seconds than ansible_aws_ssm_timeout (300, "),
+    ("smoke_timeout=-5", "smoke_timeout: expected a whole number of seconds >= 1, saw '-5': "),
+    ("smoke_timeout=abc", "smoke_timeout: expected a whole number of seconds >= 1, saw 'abc': "),
+    ("deploy_keep_releases=1", "deploy_keep_releases: expected a whole number of releases >= 2"),
+    ("deploy_lock_wait=-1", "deploy_lock_wait: expected a whole number of seconds >= 0"),
+    ("deploy_min_free_mb=1G", "deploy_min_free_mb: expected a whole number of MiB >= 0"),
+    ({"deploy_expected_routes": "GET /api/health"},
+     "deploy_expected_routes: expected a list of 'METHOD /path' items"),
+    ({"deploy_expected_routes": ["GET /api/health", "/api/portfolio/snapshot"]},
+     "deploy_expected_routes: expected a list of 'METHOD /path' items"),
+    ("deploy_route_gate_timeout=0", "deploy_route_gate_timeout: expected a whole number of "
+     "seconds >= 1"),
+    ("deploy_dependency_timeout=soon", "deploy_dependency_timeout: expected a whole number of "
+     "seconds >= 1"),
+    ("deploy_require_clean_git=maybe", "deploy_require_clean_git: expected true or false"),
+    ("deploy_break_lock=maybe", "deploy_break_lock: expected true or false"),
+    ("deploy_allow_exchange_unreachable=perhaps",
+     "deploy_allow_exchange_unreachable: expected true or false"),
+    ({"deploy_env_aws": {"EXCHANGE_CUSTOM_API_KEY": {"value": "s3cr3t-nested"}}},
+     "deploy_env_aws: expected a mapping of env variable names to strings or numbers, saw "
+     "EXCHANGE_CUSTOM_API_KEY holding a mapping: "),
+    ({"deploy_env": ["ENVIRONMENT=aws"]}, "deploy_env: expected a mapping of env variable names"),
+    ("deploy_archive_max_mb=0", "deploy_archive_max_mb: expected a whole number of MB >= 1"),
+    ({"backend_src_dir": ""}, "backend_src_dir: expected the path of the app checkout"),
+    ({"ansible_aws_ssm_bucket_name": ""},
+     "ansible_aws_ssm_bucket_name: expected the S3 bucket the aws_ssm plugin moves files"),
+]
+
+
+def _extra(extra: str | dict) -> str:
+    return extra if isinstance(extra, str) else json.dumps(extra)
+
+
+def _case_id(extra: str | dict) -> str:
+    """``smoke_timeout-abc``: the variable and its value in letters and digits (-k friendly)."""
+    name, value = (extra.split("=", 1) if isinstance(extra, str)
+                   else next(iter(extra.items())))
+    return f"{name}-{re.sub(r'[^A-Za-z0-9]+', '', json.dumps(value))[:16] or 'empty'}"
+
+
+@pytest.mark.parametrize(("extra", "line"), BAD_VARIABLES,
+                         ids=[_case_id(e) for e, _ in BAD_VARIABLES])
+def test_each_bad_variable_is_one_line_before_any_session(events, extra, line):
+    proc = playbook("deploy.yml", "-e", _extra(extra))
+    out = _fail_line(proc)
+    failed = [text for text in out.splitlines() if text.startswith("[ERROR]: Task failed: ")]
+    assert len(failed) == 1, out[-3000:]
+    message = failed[0].removeprefix("[ERROR]: Task failed: Action failed: ")
+    assert message.startswith(line), message
+    assert " | " not in message  # one variable, one line
+    assert "s3cr3t" not in out
+    assert "TASK [deploy_inputs : Check every deploy variable" in out
+    for later in ("TASK [Check the transfer bucket", "TASK [source_preflight",
+                  "TASK [instance_preflight", "Validating arguments against arg spec 'main' - "
+                  "Check the app checkout"):
+        assert later not in out, later
+    kinds = [e["kind"] for e in events.since()]
+    assert events.sessions() == 0
+    assert not {"start_session", "plugin_start", "s3", "s3_start"} & set(kinds), kinds
+
+
+def test_all_bad_variables_at_once_one_line_each(events):
+    proc = playbook("deploy.yml", "-e", "smoke_timeout=abc", "-e", "deploy_service=-d",
+                    "-e", "deploy_route_gate=maybe")
+    out = _fail_line(proc)
+    message = next(text for text in out.splitlines()
+                   if text.startswith("[ERROR]: Task failed: "))
+    message = message.removeprefix("[ERROR]: Task failed: Action failed: ")
+    assert [part.split(":")[0] for part in message.split(" | ")] == [
+        "deploy_service", "smoke_timeout", "deploy_route_gate"]
     assert events.sessions() == 0
 
 

@@ -147,7 +147,11 @@ def test_success(repo: Path, run_module, git) -> None:
         names = tar.getnames()
     assert names[0] == rm.MANIFEST_NAME
     assert ".env" not in names
-    assert _warnings(result) == []
+    assert result["excluded_secrets"] == [".env"]  # untracked, not ignored: named, not shipped
+    assert _warnings(result) == [
+        "1 secret file(s) in the checkout left out of the release archive (never shipped, never "
+        "read): .env; the instance's env comes from deploy_env / deploy_env_aws: list them in "
+        ".gitignore (git rm --cached those that are tracked)"]
 
 
 def test_rerun_is_identical_and_reused(repo: Path, run_module) -> None:
@@ -231,7 +235,8 @@ def test_dead_router_is_a_warning_line(repo: Path, run_module, git) -> None:
         "routes_unused.router (backend/app/api/routes_unused.py:2, 1 route) is never included by "
         "main.py and no expected route depends on it: dead code, deploying anyway"
     ]
-    assert _warnings(result) == []  # printed by the role, not as Ansible warnings
+    # printed by the role, not as Ansible warnings (the one warning names the untracked .env)
+    assert [w for w in _warnings(result) if "secret file(s)" not in w] == []
 
 
 def test_skip_router_check_ships_with_warning(checkout: Path, run_module) -> None:
@@ -240,7 +245,7 @@ def test_skip_router_check_ships_with_warning(checkout: Path, run_module) -> Non
     assert not failed, result
     assert result["routers"][0]["included"] is False
     warnings = _warnings(result)
-    assert len(warnings) == 2  # the router line and "not a git checkout"
+    assert len(warnings) == 3  # the router line, "not a git checkout", the .env left out
     assert warnings[0].startswith(
         "deploy_skip_router_check=true, shipping anyway (the route gate in the built image "
         "still runs): routes_portfolio.router (backend/app/api/routes_portfolio.py:3) "

@@ -1,6 +1,23 @@
 # Copyright: (c) 2025, ATP deploy
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Controller side: select the release files and write a deterministic tar.gz."""
+"""Controller side: select the release files and write a deterministic tar.gz.
+
+What is shipped: in a git checkout the tracked files plus the untracked files git does not
+ignore (gitignored files never are); outside git every file. From those, three kinds are left
+out: noise (``excludes``: caches, virtualenvs, ``.git``...), and ALWAYS, whatever ``excludes``
+says, secret files (``SECRET_EXCLUDES``: env files, private keys, credential files, secret
+dirs; named in one warning by the caller, never read). Public keys (``*.pub``) and
+``*.example`` templates are not secrets and are shipped.
+
+Symlinks: one that resolves to a regular file inside the checkout is shipped as a copy of
+that file (the instance unpacks regular files only); one that points outside the checkout, to a
+directory, to nothing or to an excluded file is refused, and so is any shipped path that runs
+through a symlinked directory (a tracked ``lib/x.py`` whose ``lib`` became a link, gitignored
+or not): nothing from outside the checkout ever enters the archive.
+
+Size caps (:func:`select_release`): the files shipped may total at most ``max_total_bytes``
+and none may exceed ``max_file_bytes``; the error names the largest files.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +30,7 @@ import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from ansible_collections.atp.deploy.plugins.module_utils.git_util import (
@@ -44,6 +62,27 @@ DEFAULT_EXCLUDES = (
     "secrets",
     "*.swp",
 )
+# Never shipped, whatever the excludes (matched case-insensitively against every path
+# component; ``*.example`` and ``*.pub`` names are spared by the wildcard patterns).
+SECRET_EXCLUDES = (
+    # env files (.env, .env.aws, .env.bak, .env.local.bak2...) and direnv
+    ".env", ".env.*", ".envrc", ".envrc.*",
+    # directories of secrets and credentials
+    "secrets", ".secrets", ".aws", ".ssh", ".gnupg",
+    # ssh private keys and their usual copies (id_rsa.bak, id_ed25519_deploy); .pub is public
+    "id_rsa", "id_rsa[._-]*", "id_dsa", "id_dsa[._-]*", "id_ecdsa", "id_ecdsa[._-]*",
+    "id_ed25519", "id_ed25519[._-]*",
+    # keys, certificates with keys, key stores, password databases
+    "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.ppk", "*.kdbx",
+    # tool credentials
+    ".netrc", "_netrc", ".git-credentials", ".npmrc", ".pypirc", ".pgpass", ".htpasswd",
+    ".dockercfg",
+    # cloud credential files and terraform state (holds secrets in clear)
+    "credentials.json", "client_secret*.json", "*service-account*.json",
+    "*service_account*.json", "*.tfstate", "*.tfstate.*",
+)
+SPARED_SUFFIXES = (".example", ".pub")
+MIB = 1024 * 1024
 ARCHIVE_MTIME = 946684800  # 2000-01-01T00:00:00Z
 EXAMPLE_SUFFIX = ".example"
 
@@ -55,21 +94,43 @@ class ReleaseArchiveError(ValueError):
     """One-line, user-facing problem with the release source or archive."""
 
 
+def _spared(name: str, pattern: str, suffixes: tuple[str, ...]) -> bool:
+    """A wildcard pattern never takes ``*.example`` (templates) or ``*.pub`` names."""
+    return (any(char in pattern for char in _WILDCARDS)
+            and any(name.endswith(sfx) and not pattern.endswith(sfx) for sfx in suffixes))
+
+
 def _component_excluded(name: str, excludes: tuple[str, ...] | list[str]) -> bool:
     """Match one path component; ``*.example`` names are spared by wildcard patterns."""
-    for pattern in excludes:
-        if not fnmatchcase(name, pattern):
-            continue
-        spared = name.endswith(EXAMPLE_SUFFIX) and not pattern.endswith(EXAMPLE_SUFFIX)
-        if spared and any(char in pattern for char in _WILDCARDS):
-            continue
-        return True
-    return False
+    return any(fnmatchcase(name, pattern) and not _spared(name, pattern, (EXAMPLE_SUFFIX,))
+               for pattern in excludes)
+
+
+def _component_secret(name: str) -> bool:
+    """One path component names a secret (case-insensitive)."""
+    lowered = name.lower()
+    return any(fnmatchcase(lowered, pattern) and not _spared(lowered, pattern, SPARED_SUFFIXES)
+               for pattern in SECRET_EXCLUDES)
+
+
+def is_secret(relpath: str) -> bool:
+    """True if any component of the posix ``relpath`` matches ``SECRET_EXCLUDES``."""
+    return any(_component_secret(part) for part in relpath.split("/") if part)
+
+
+def is_noise(relpath: str, excludes: tuple[str, ...] | list[str] = DEFAULT_EXCLUDES) -> bool:
+    """True if any component of the posix ``relpath`` matches an ``excludes`` pattern."""
+    return any(_component_excluded(part, excludes) for part in relpath.split("/") if part)
 
 
 def is_excluded(relpath: str, excludes: tuple[str, ...] | list[str] = DEFAULT_EXCLUDES) -> bool:
-    """True if any component of the posix ``relpath`` matches an exclude pattern."""
-    return any(_component_excluded(part, excludes) for part in relpath.split("/") if part)
+    """True if ``relpath`` is never shipped: a secret (always) or matched by ``excludes``."""
+    return is_secret(relpath) or is_noise(relpath, excludes)
+
+
+def _skipped(relpath: str, excludes: tuple[str, ...] | list[str]) -> bool:
+    """Noise is skipped silently; secrets go on to be named (a secret dir is walked for that)."""
+    return is_noise(relpath, excludes) and not is_secret(relpath)
 
 
 def _join_rel(rel_dir: str, name: str) -> str:
@@ -84,7 +145,7 @@ def _walk_candidates(root: str, excludes: tuple[str, ...] | list[str]) -> Iterat
         keep = []
         for name in dirnames:
             rel = _join_rel(rel_dir, name)
-            if is_excluded(rel, excludes):
+            if _skipped(rel, excludes):
                 continue
             if os.path.islink(os.path.join(dirpath, name)):
                 yield rel
@@ -103,7 +164,7 @@ def _git_candidates(
     for rel in split_z(listing):
         rel = rel.rstrip("/")
         full_rel = prefix + rel
-        if is_excluded(full_rel, excludes):
+        if _skipped(full_rel, excludes):
             continue
         path = os.path.join(root, rel)
         if os.path.isdir(path) and not os.path.islink(path):
@@ -134,11 +195,11 @@ def _check_symlink(
     """Accept a symlink only if it resolves to a regular, non-excluded file inside root."""
     path = os.path.join(root_real, *rel.split("/"))
     target = os.path.realpath(path)
-    hint = "replace it with a regular file or add it to the excludes"
+    hint = "replace it with a regular file or remove it (gitignore it when untracked)"
     if not _inside(root_real, target):
         raise ReleaseArchiveError(
-            f"symlink {rel} points outside the source tree ({os.readlink(path)}): "
-            f"it would not survive the archive; {hint}"
+            f"symlink {rel} points outside the source tree ({os.readlink(path)}, resolving to "
+            f"{target}): nothing from outside the checkout is shipped; {hint}"
         )
     if not os.path.exists(target):
         raise ReleaseArchiveError(f"symlink {rel} is broken (its target does not exist): {hint}")
@@ -151,8 +212,34 @@ def _check_symlink(
         raise ReleaseArchiveError(f"symlink {rel} points to excluded file {target_rel}: {hint}")
 
 
+def _linked_parent(root_real: str, rel: str) -> str | None:
+    """The first parent directory of ``rel`` that is a symlink (posix relpath), else None."""
+    parts = rel.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        if os.path.islink(os.path.join(root_real, *parts[:depth])):
+            return "/".join(parts[:depth])
+    return None
+
+
+def _check_parents(root_real: str, rel: str) -> None:
+    """Refuse a path that runs through a symlinked directory (e.g. a tracked lib/x.py whose
+    lib/ was replaced by a link, gitignored or not): the archive never follows such a link."""
+    link = _linked_parent(root_real, rel)
+    if link is None:
+        return
+    path = os.path.join(root_real, *link.split("/"))
+    target = os.path.realpath(path)
+    where = "inside the checkout" if _inside(root_real, target) else "OUTSIDE the checkout"
+    raise ReleaseArchiveError(
+        f"{rel} is reached through the symlinked directory {link} ({os.readlink(path)}, "
+        f"{where}): the archive never follows a directory link; put the real directory at "
+        f"{link} or untrack what git still lists below it (git rm -r --cached {link})"
+    )
+
+
 def _accept(root_real: str, rel: str, excludes: tuple[str, ...] | list[str]) -> bool:
     """Decide whether ``rel`` is shipped; raise for entries that cannot be archived."""
+    _check_parents(root_real, rel)
     try:
         mode = os.lstat(os.path.join(root_real, *rel.split("/"))).st_mode
     except FileNotFoundError:
@@ -169,8 +256,80 @@ def _accept(root_real: str, rel: str, excludes: tuple[str, ...] | list[str]) -> 
     )
 
 
-def select_files(root: str, excludes: tuple[str, ...] | list[str] = DEFAULT_EXCLUDES) -> list[str]:
-    """Return the sorted posix relpaths to ship from ``root`` (git-aware, excludes applied)."""
+@dataclass
+class Selection:
+    """The files to ship, the secret files left out (names only) and the input size."""
+
+    files: list[str]
+    secrets: list[str] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of all shipped files (before compression)."""
+        return sum(self.sizes.values())
+
+
+def _mib(size: int) -> str:
+    """``300.0 MiB``."""
+    return f"{size / MIB:.1f} MiB"
+
+
+def _largest(sizes: dict[str, int], count: int = 5) -> str:
+    """``a (300.0 MiB), b (60.2 MiB)``: the biggest files first."""
+    ranked = sorted(sizes.items(), key=lambda item: (-item[1], item[0]))[:count]
+    return ", ".join(f"{rel} ({_mib(size)})" for rel, size in ranked)
+
+
+_SIZE_FIX = ("remove them from the checkout (or from git: git rm --cached <file>, then add it "
+             "to .gitignore)")
+
+
+def size_problem(sizes: dict[str, int], max_total_bytes: int | None = None,
+                 max_file_bytes: int | None = None) -> str | None:
+    """One line when a file or the whole release is over its cap (None when within)."""
+    if max_file_bytes is not None:
+        big = {rel: size for rel, size in sizes.items() if size > max_file_bytes}
+        if big:
+            return (
+                f"{len(big)} file(s) larger than deploy_archive_max_file_mb "
+                f"({_mib(max_file_bytes)}): {_largest(big)}: a release holds the app, not its "
+                f"data; {_SIZE_FIX}, or raise -e deploy_archive_max_file_mb=<MiB>"
+            )
+    total = sum(sizes.values())
+    if max_total_bytes is not None and total > max_total_bytes:
+        return (
+            f"the release would ship {_mib(total)} in {len(sizes)} files, more than "
+            f"deploy_archive_max_mb ({_mib(max_total_bytes)}); largest: {_largest(sizes)}: "
+            f"{_SIZE_FIX}, or raise -e deploy_archive_max_mb=<MiB>"
+        )
+    return None
+
+
+def secrets_warning(secrets: list[str], shown: int = 5) -> str | None:
+    """One warning line naming the secret files left out (paths only), None when none."""
+    if not secrets:
+        return None
+    names = ", ".join(secrets[:shown])
+    more = f" and {len(secrets) - shown} more" if len(secrets) > shown else ""
+    return (
+        f"{len(secrets)} secret file(s) in the checkout left out of the release archive (never "
+        f"shipped, never read): {names}{more}; the instance's env comes from deploy_env / "
+        "deploy_env_aws: list them in .gitignore (git rm --cached those that are tracked)"
+    )
+
+
+def select_release(
+    root: str,
+    excludes: tuple[str, ...] | list[str] = DEFAULT_EXCLUDES,
+    max_total_bytes: int | None = None,
+    max_file_bytes: int | None = None,
+) -> Selection:
+    """The files to ship from ``root`` (git-aware), the secrets left out, sizes within caps.
+
+    ReleaseArchiveError (one line) for a symlink that leaves the checkout, a path through a
+    symlinked directory, a special file, or a file / release over its size cap.
+    """
     root_real = os.path.realpath(root)
     if not os.path.isdir(root_real):
         raise ReleaseArchiveError(f"source directory {root} does not exist or is not a directory")
@@ -179,13 +338,29 @@ def select_files(root: str, excludes: tuple[str, ...] | list[str] = DEFAULT_EXCL
         candidates = _git_candidates(root_real, "", excludes)
     else:
         candidates = _walk_candidates(root_real, excludes)
-    selected = set()
+    selected, secrets = set(), set()
     for rel in candidates:
-        if rel == MANIFEST_NAME or is_excluded(rel, excludes):
+        if rel == MANIFEST_NAME:
+            continue
+        if is_secret(rel):
+            if os.path.lexists(os.path.join(root_real, *rel.split("/"))):
+                secrets.add(rel)
+            continue
+        if is_noise(rel, excludes):
             continue
         if _accept(root_real, rel, excludes):
             selected.add(rel)
-    return sorted(selected)
+    files = sorted(selected)
+    sizes = {rel: os.stat(os.path.join(root_real, *rel.split("/"))).st_size for rel in files}
+    problem = size_problem(sizes, max_total_bytes, max_file_bytes)
+    if problem:
+        raise ReleaseArchiveError(problem)
+    return Selection(files=files, secrets=sorted(secrets), sizes=sizes)
+
+
+def select_files(root: str, excludes: tuple[str, ...] | list[str] = DEFAULT_EXCLUDES) -> list[str]:
+    """Return the sorted posix relpaths to ship from ``root`` (git-aware, excludes applied)."""
+    return select_release(root, excludes).files
 
 
 def _validate_relpath(root_real: str, rel: str) -> None:
@@ -195,6 +370,8 @@ def _validate_relpath(root_real: str, rel: str) -> None:
         raise ReleaseArchiveError(f"unsafe path in release file list: {rel!r}")
     if rel == MANIFEST_NAME:
         raise ReleaseArchiveError(f"{MANIFEST_NAME} is reserved for the release manifest")
+    if is_secret(rel):
+        raise ReleaseArchiveError(f"{rel} is a secret file and is never archived")
     if not _accept(root_real, rel, ()):
         raise ReleaseArchiveError(f"{rel} does not exist or is not a regular file")
 

@@ -15,10 +15,12 @@ from ansible_collections.atp.deploy.plugins.module_utils.compose_file import (
 from ansible_collections.atp.deploy.plugins.module_utils.git_util import GitError
 from ansible_collections.atp.deploy.plugins.module_utils.release_archive import (
     DEFAULT_EXCLUDES,
+    MIB,
     ReleaseArchiveError,
     build_archive,
     is_excluded,
-    select_files,
+    secrets_warning,
+    select_release,
 )
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
     build_manifest,
@@ -57,6 +59,16 @@ description:
   - Then selects the files to ship (git tracked plus untracked-not-ignored files, minus
     O(excludes)) and writes C(<artifact_dir>/<content_hash>.tar.gz), a byte-for-byte
     deterministic archive whose first member is C(.release-manifest.json).
+  - "Secret files are never shipped, whatever O(excludes) says: env files (C(.env), C(.env.*)
+    such as C(.env.bak), C(.envrc)), C(.aws/), C(.ssh/), C(.gnupg/), C(secrets/), ssh private
+    keys (C(id_rsa), C(id_ed25519)... and copies such as C(id_rsa.bak)), C(*.pem), C(*.key),
+    C(*.p12), C(*.pfx), C(*.jks), C(*.keystore), C(*.ppk), C(*.kdbx), C(.netrc),
+    C(.git-credentials), C(.npmrc), C(.pypirc), C(.pgpass), C(.htpasswd), C(credentials.json),
+    C(client_secret*.json), C(*service-account*.json), C(*.tfstate) (case-insensitive;
+    C(*.pub) public keys and C(*.example) templates are shipped). One warning names them (paths
+    only, first five) and RV(excluded_secrets) lists them; their content is never read."
+  - The files shipped may total at most O(archive_max_mb) MiB and none may exceed
+    O(archive_max_file_mb) MiB; the error names the largest files and their sizes.
   - Writing the archive into the controller cache is not considered a change, so the
     module always reports C(changed=false) and also writes the archive in check mode.
   - Every failure is a single line naming the file or router and what to do.
@@ -148,9 +160,19 @@ options:
     description: Controller directory receiving C(<content_hash>.tar.gz); created if missing.
     type: path
     required: true
+  archive_max_mb:
+    description: Most MiB the shipped files may total (before compression).
+    type: int
+    default: 200
+  archive_max_file_mb:
+    description: Most MiB one shipped file may have.
+    type: int
+    default: 50
 notes:
   - Symlinks are refused unless they resolve to a regular file inside O(src_dir), in which
-    case the target content is archived as a regular file.
+    case the target content is archived as a regular file. A link leaving the checkout is
+    refused (naming the link and its target), and so is a shipped path that runs through a
+    symlinked directory, tracked or gitignored, clean git required or not.
 """
 
 EXAMPLES = r"""
@@ -276,6 +298,15 @@ compose:
       description: Every C(env_file) of every service in the file, any profile.
       type: list
       elements: str
+excluded_secrets:
+  description: Secret files of the checkout left out of the archive (paths, never content).
+  returned: success
+  type: list
+  elements: str
+input_size:
+  description: Bytes of the shipped files before compression.
+  returned: success
+  type: int
 file_count:
   description: Number of files in the archive (the manifest not counted).
   returned: success
@@ -330,6 +361,8 @@ ARGUMENT_SPEC = {
     "skip_router_check": {"type": "bool", "default": False},
     "excludes": {"type": "list", "elements": "str", "default": list(DEFAULT_EXCLUDES)},
     "artifact_dir": {"type": "path", "required": True},
+    "archive_max_mb": {"type": "int", "default": 200},
+    "archive_max_file_mb": {"type": "int", "default": 50},
 }
 
 
@@ -426,12 +459,20 @@ def _warn_uncommitted(module: AnsibleModule, src_dir: str, state: dict) -> None:
 def build_release(module: AnsibleModule, src_dir: str) -> dict:
     """Select files and write ``artifact_dir/<content_hash>.tar.gz``."""
     params = module.params
-    files = select_files(src_dir, params["excludes"])
+    selection = select_release(src_dir, params["excludes"],
+                               max_total_bytes=params["archive_max_mb"] * MIB,
+                               max_file_bytes=params["archive_max_file_mb"] * MIB)
+    warning = secrets_warning(selection.secrets)
+    if warning:
+        module.warn(warning)
+    files = selection.files
     if not files:
         raise PreflightError(f"no files to ship in {src_dir} after applying the excludes")
     manifest = build_manifest(src_dir, files)
     dest = os.path.join(params["artifact_dir"], content_hash(manifest) + ".tar.gz")
-    return build_archive(src_dir, files, dest, manifest=manifest)
+    archive = build_archive(src_dir, files, dest, manifest=manifest)
+    return {**archive, "excluded_secrets": selection.secrets,
+            "input_size": selection.total_bytes}
 
 
 def _router_dicts(result: RouterCheck, src_dir: str) -> list[dict]:
@@ -473,6 +514,8 @@ def run(module: AnsibleModule) -> dict:
         "router_warnings": routers.warnings,
         "routes_found": routers.served,
         "compose": compose,
+        "excluded_secrets": archive["excluded_secrets"],
+        "input_size": archive["input_size"],
         "file_count": archive["file_count"],
         "content_hash": archive["content_hash"],
         "archive_path": archive["path"],
