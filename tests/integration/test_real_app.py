@@ -23,9 +23,9 @@ from .conftest import APP, REPO, Events, instance_read, playbook
 
 sys.path.insert(0, str(REPO / "sandbox"))
 sys.path.insert(0, str(REPO / "tests"))
-from atp_sandbox import netns  # noqa: E402
-from atp_sandbox.config import container_name, instance_ids, load_state  # noqa: E402
-from fixtures.make_atp_app import commit_variant, make_app  # noqa: E402
+from atp_sandbox import netns
+from atp_sandbox.config import container_name, instance_ids, load_state
+from fixtures.make_atp_app import commit_variant, make_app
 
 INSTANCE = instance_ids(3)[2]
 CONTAINER = container_name(INSTANCE)
@@ -60,7 +60,8 @@ def current_release() -> str:
 
 
 def container_id(service: str) -> str:
-    return on_instance("docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}",
+    return on_instance("docker", "ps", "-q",
+                       "--filter", f"label=com.docker.compose.project={PROJECT}",
                        "--filter", f"label=com.docker.compose.service={service}")
 
 
@@ -161,8 +162,9 @@ def _clean_instance() -> None:
           [ -f "$d/docker-compose.yml" ] && docker compose -p {PROJECT} -f "$d/docker-compose.yml" \
             --profile aws --profile local down -v --remove-orphans >/dev/null 2>&1 || true
         done
-        docker ps -aq --filter label=com.docker.compose.project={PROJECT} | xargs -r docker rm -f >/dev/null
-        docker volume ls -q --filter label=com.docker.compose.project={PROJECT} | xargs -r docker volume rm >/dev/null
+        label=label=com.docker.compose.project={PROJECT}
+        docker ps -aq --filter "$label" | xargs -r docker rm -f >/dev/null
+        docker volume ls -q --filter "$label" | xargs -r docker volume rm >/dev/null
         sudo rm -rf automated-trading-platform automated-trading-platform.*
     """)
 
