@@ -5,18 +5,17 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
-export PATH := $(BIN):$(CURDIR)/sandbox/bin:$(PATH)
-export PYTHONPATH := $(CURDIR)/sandbox
+export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-# The sandbox's AWS profile (ssm/s3 endpoints = local stand-ins); written by sandbox-up.
-export AWS_CONFIG_FILE := $(CURDIR)/.sandbox/aws/config
-export AWS_SHARED_CREDENTIALS_FILE := $(CURDIR)/.sandbox/aws/credentials
-export AWS_EC2_METADATA_DISABLED := true
+# Nothing of the sandbox is exported here: ansible-playbook finds the sandbox's endpoints in
+# inventory/sandbox itself, the tests build their own environment, and the few targets that
+# run other tools against the sandbox wrap them in `atp_sandbox run` (one process each).
+SANDBOX := PYTHONPATH=$(CURDIR)/sandbox $(BIN)/python -m atp_sandbox
 SANDBOX_INSTANCES ?= 1
 export SANDBOX_INSTANCES
 
 .PHONY: help setup sandbox-up sandbox-down sandbox-status demo test lint unit \
-        sandbox-test integration molecule bench clean
+        sandbox-test integration molecule bench bench-short clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,14 +29,14 @@ $(VENV)/.installed: requirements.txt
 setup: $(VENV)/.installed ## venv with pinned deps; check collections against requirements.yml
 	$(BIN)/python scripts/check_collections.py requirements.yml
 
-sandbox-up: setup ## start the local SSM sandbox (SANDBOX_INSTANCES=N, default 1)
-	$(BIN)/python -m atp_sandbox up --instances $(SANDBOX_INSTANCES)
+sandbox-up: setup ## start the local SSM sandbox (SANDBOX_INSTANCES=N, default 1; SANDBOX_FLEET=N backends)
+	$(SANDBOX) up --instances $(SANDBOX_INSTANCES) $(if $(SANDBOX_FLEET),--fleet $(SANDBOX_FLEET))
 
 sandbox-down: setup ## remove sandbox instances and stop the stand-ins
-	$(BIN)/python -m atp_sandbox down
+	$(SANDBOX) down
 
-sandbox-status: ## show sandbox instances and stand-ins
-	$(BIN)/python -m atp_sandbox status
+sandbox-status: ## show sandbox instances, their EC2 registration and the stand-ins
+	$(SANDBOX) status
 
 demo: sandbox-up ## deploy the sample backend to the sandbox over SSM and print smoke results
 	$(BIN)/ansible-playbook deploy.yml
@@ -57,13 +56,19 @@ integration: sandbox-up ## deploy/rollback/diagnose/port-forward runs and fault 
 	$(BIN)/python -m pytest -q -rA tests/integration
 
 molecule: sandbox-up ## molecule scenarios over aws_ssm in the sandbox
-	cd $(CURDIR) && $(BIN)/molecule test --all
+	cd $(CURDIR) && $(SANDBOX) run -- $(BIN)/molecule test --all
 
 test: SANDBOX_INSTANCES = 3
 test: lint unit sandbox-test integration molecule ## everything CI runs (molecule last: it resets the sandbox)
 
-bench: sandbox-up ## remote round trips and timings of a deploy (prints figures)
+# The benchmark has its own (fourth) sandbox instance; docs/benchmarks.md says what it measures.
+bench: SANDBOX_INSTANCES = 4
+bench: sandbox-up ## deploy.yml vs a naive playbook, modeled SSM latency: table + docs/benchmarks.* (~70 min)
 	$(BIN)/python tests/bench/bench_deploy.py
+
+bench-short: SANDBOX_INSTANCES = 4
+bench-short: sandbox-up ## CI form of bench: sample app, one-file change + rollback; fails on a failed probe
+	$(BIN)/python tests/bench/bench_deploy.py --short --fail-on-probe
 
 clean: sandbox-down ## remove the sandbox and local caches (keeps .venv)
 	rm -rf .sandbox .artifacts .cache

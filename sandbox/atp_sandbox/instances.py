@@ -50,14 +50,15 @@ def start(instance_id: str, image: str, isolation: list[str]) -> dict:
     else:
         docker("start", name)
     _wait_inner_engine(name)
-    _load_image(name, images.BACKEND_BASE_TAG)
+    for tag in images.INSTANCE_BASE_TAGS:  # what the deployed apps build FROM (no registry)
+        _load_image(name, tag)
     return {"id": instance_id, "container": name, "pid": _pid(name), "image": image}
 
 
 def up(count: int, paths: Paths | None = None) -> dict:
     paths = paths or Paths()
     image = images.instance_image()
-    images.backend_base_image()
+    images.base_images()
     isolation = ["--privileged"] if privileged_works(image) else list(CAPSET_FLAGS)
     state = load_state(paths)
     # Instances started earlier stay up (and get their new pids): fewer now means "at least".

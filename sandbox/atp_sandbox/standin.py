@@ -5,7 +5,9 @@ One process serves:
   not implement them); every other SSM action (Parameter Store...) is relayed to moto;
 - S3 for the plugin's file transfers: a logging reverse proxy in front of moto;
 - a relay per sandbox instance that makes that same S3 URL (127.0.0.1:S3_PORT) reachable from
-  inside the instance, as a presigned URL must be reachable from both sides.
+  inside the instance, as a presigned URL must be reachable from both sides;
+- moto itself (EC2, Parameter Store, KMS...), where every sandbox instance is registered as an
+  EC2 instance with the production inventory's tags (ec2.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from . import netns
+from . import ec2, netns, transfer_kms
 from .config import BUCKET, MOTO_PORT, REGION, S3_PORT, SSM_PORT, Paths, load_state
 from .events import log_event, modeled_latency
 
@@ -90,6 +92,12 @@ class S3Proxy(_Quiet):
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
 
 
+def _access_key(handler: BaseHTTPRequestHandler) -> str:
+    """The access key id a request was signed with (not a secret; shows which identity)."""
+    auth = handler.headers.get("Authorization", "")
+    return auth.partition("Credential=")[2].partition("/")[0]
+
+
 def _session_file(session_id: str):
     return PATHS.sessions / f"{session_id}.json"
 
@@ -133,7 +141,8 @@ class SSMEndpoint(_Quiet):
     def _action_StartSession(self, req: dict) -> None:
         target = req.get("Target", "")
         if not _target_running(target):
-            log_event("start_session_refused", PATHS, target=target)
+            log_event("start_session_refused", PATHS, target=target,
+                      access_key=_access_key(self))
             self._error("TargetNotConnected", f"{target} is not connected.")
             return
         session_id = f"sandbox-operator-{secrets.token_hex(9)}"
@@ -144,7 +153,7 @@ class SSMEndpoint(_Quiet):
         PATHS.sessions.mkdir(parents=True, exist_ok=True)
         _session_file(session_id).write_text(json.dumps(record))
         log_event("start_session", PATHS, session=session_id, target=target,
-                  document=req.get("DocumentName"))
+                  document=req.get("DocumentName"), access_key=_access_key(self))
         self._json(200, {
             "SessionId": session_id, "TokenValue": token,
             "StreamUrl": f"wss://ssmmessages.{REGION}.amazonaws.com/v1/data-channel/"
@@ -234,9 +243,12 @@ def _ensure_bucket() -> None:
 def serve() -> None:
     from moto.server import ThreadedMotoServer
 
+    ec2.install_id_hook()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=MOTO_PORT, verbose=False)
     moto.start()
     _ensure_bucket()
+    transfer_kms.ensure_transfer_encryption()  # default SSE-KMS, as in production
+    ec2.Registry(PATHS).start()
     servers = [ThreadingHTTPServer(("127.0.0.1", S3_PORT), S3Proxy),
                ThreadingHTTPServer(("127.0.0.1", SSM_PORT), SSMEndpoint)]
     for server in servers:

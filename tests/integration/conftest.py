@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,20 +18,55 @@ SANDBOX = REPO / ".sandbox"
 SAMPLE = REPO / "files" / "sample-backend"
 APP = "/home/ubuntu/automated-trading-platform"
 
+if str(REPO / "sandbox") not in sys.path:  # atp_sandbox for the tests, no PYTHONPATH needed
+    sys.path.insert(0, str(REPO / "sandbox"))
+
+from atp_sandbox.config import PLUGIN_STANDIN, apply_env, aws_env, load_state  # noqa: E402
+
 
 def sandbox_env() -> dict:
-    env = dict(os.environ)
-    env_file = SANDBOX / "env"
-    if not env_file.exists():
+    """The environment of ONE test subprocess that works on the sandbox.
+
+    ansible-playbook with the default inventory needs none of it (inventory/sandbox names its
+    endpoints itself); the inventories tests write (hosts.yml + the sandbox's group_vars) and
+    tools such as bin/atp-portforward do: the sandbox's AWS endpoints and fake keys
+    (atp_sandbox.config.aws_env), the session-manager-plugin stand-in first on PATH. Nothing
+    of the caller's AWS settings survives.
+    """
+    if not any(info.get("pid") for info in load_state()["instances"].values()):
         pytest.fail("sandbox not up: run make sandbox-up")
-    for line in env_file.read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = value.replace("$PATH", env.get("PATH", ""))
-    env["PATH"] = f"{REPO / '.venv' / 'bin'}:{env['PATH']}"
+    env = apply_env(dict(os.environ), aws_env())
+    env.pop("ANSIBLE_INVENTORY", None)
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}:{PLUGIN_STANDIN.parent}:{env.get('PATH', '')}"
     env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
     env["ANSIBLE_NOCOLOR"] = "1"
     env["ANSIBLE_FORCE_COLOR"] = "0"
     return env
+
+
+def sandbox_cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """`python -m atp_sandbox <args>` (status, fleet, stop-instance...), output captured."""
+    return subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "atp_sandbox", *args],
+                          cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO / "sandbox")),
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@contextlib.contextmanager
+def backend_fleet(size: int) -> Iterator[list[str]]:
+    """The first ``size`` sandbox instances carry the backend tags (so the default inventory,
+    the aws_ec2 source, lists them) for the duration; then the fleet size is restored."""
+    before = int(load_state().get("fleet", 1))
+    ids = sorted(load_state()["instances"])
+    if len(ids) < size:
+        pytest.fail(f"expected {size} sandbox instances, found {len(ids)}: "
+                    f"make sandbox-up SANDBOX_INSTANCES={size}")
+    proc = sandbox_cli("fleet", str(size))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    try:
+        yield ids[:size]
+    finally:
+        proc = sandbox_cli("fleet", str(before))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 class Events:

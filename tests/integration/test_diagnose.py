@@ -45,8 +45,8 @@ NO_CREDENTIALS = '{"deploy_env_aws": {"ENVIRONMENT": "aws"}}'
 
 
 def fake_secrets() -> list[str]:
-    """The sandbox's fake credential values (inventory/sandbox/group_vars/backend.yml)."""
-    data = yaml.safe_load((REPO / "inventory/sandbox/group_vars/backend.yml").read_text())
+    """The sandbox's fake credential values (inventory/sandbox/group_vars/backend/env.yml)."""
+    data = yaml.safe_load((REPO / "inventory/sandbox/group_vars/backend/env.yml").read_text())
     values = [str(v) for k, v in (data.get("deploy_env_aws") or {}).items()
               if re.search(r"KEY|SECRET", k)]
     assert len(values) == 2, values

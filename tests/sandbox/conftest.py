@@ -1,9 +1,10 @@
 """Fixtures for driving the REAL amazon.aws.aws_ssm plugin through the local SSM sandbox.
 
-Everything runs as subprocesses from the repo root with the environment `make sandbox-up`
-writes to .sandbox/env (AWS profile `atp-sandbox` whose ssm/s3 endpoints are the stand-ins,
-sandbox/bin first on PATH for the session-manager-plugin stand-in). Every subprocess has a
-timeout and every wait is bounded. Helpers live in ssm_sandbox.py next to this file.
+Everything runs as subprocesses from the repo root. The default inventory (inventory/sandbox)
+names the sandbox's endpoints itself; the environment built here (atp_sandbox.config.aws_env:
+the sandbox's endpoints and fake keys, the session-manager-plugin stand-in first on PATH) is
+for the inventories tests write and for direct plugin runs. Every subprocess has a timeout and
+every wait is bounded. Helpers live in ssm_sandbox.py next to this file.
 """
 
 from __future__ import annotations
@@ -18,20 +19,27 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox"))
 
+from atp_sandbox.config import (
+    ACCESS_KEY_ID,
+    PLUGIN_STANDIN,
+    SECRET_ACCESS_KEY,
+    apply_env,
+    aws_env,
+    endpoints,
+)
 from ssm_sandbox import (
-    ENV_FILE,
     EVENTS_FILE,
     INSTANCE_ID,
     NOT_UP,
-    PROFILE,
+    REGION,
     REPO,
     SSM_ENDPOINT,
     STATE_FILE,
     AnsibleRun,
     EventLog,
     docker_exec,
-    parse_env_file,
     port_open,
     run_ansible,
     running_instances,
@@ -40,31 +48,24 @@ from ssm_sandbox import (
 
 @pytest.fixture(scope="session")
 def sandbox_env() -> dict[str, str]:
-    """Environment for ansible/plugin subprocesses: os.environ + .sandbox/env + test knobs."""
+    """Environment for ansible/plugin subprocesses: os.environ + the sandbox's AWS + test knobs."""
     running = running_instances()
     if not running:
         pytest.fail(f"{NOT_UP} ({STATE_FILE} lists no running instance)", pytrace=False)
     if INSTANCE_ID not in running:
         pytest.fail(f"{NOT_UP} ({INSTANCE_ID} is not running; running: {running})",
                     pytrace=False)
-    if not ENV_FILE.is_file():
-        pytest.fail(f"{NOT_UP} ({ENV_FILE} missing)", pytrace=False)
     if not port_open(SSM_ENDPOINT):
         pytest.fail(f"{NOT_UP} (SSM stand-in not answering on {SSM_ENDPOINT[0]}:"
                     f"{SSM_ENDPOINT[1]})", pytrace=False)
-    env = parse_env_file(ENV_FILE, dict(os.environ))
-    plugin = shutil.which("session-manager-plugin", path=env.get("PATH", ""))
+    # nothing from the caller's shell may redirect the sandbox (aws_env drops AWS_PROFILE...)
+    env = apply_env(dict(os.environ), aws_env())
+    env.pop("ANSIBLE_INVENTORY", None)
+    env["PATH"] = f"{PLUGIN_STANDIN.parent}:{env.get('PATH', '')}"
+    plugin = shutil.which("session-manager-plugin", path=env["PATH"])
     if not plugin or not Path(plugin).resolve().is_relative_to(REPO / "sandbox"):
-        pytest.fail(f"{NOT_UP} ({ENV_FILE} does not put the sandbox session-manager-plugin "
-                    f"first on PATH; found {plugin!r})", pytrace=False)
-    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        if not Path(env.get(name, "")).is_file():
-            pytest.fail(f"{NOT_UP} ({name}={env.get(name)!r} from {ENV_FILE} is not a file)",
-                        pytrace=False)
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL",
-                 "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
-                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "ANSIBLE_INVENTORY"):
-        env.pop(name, None)  # nothing from the caller's shell may redirect the sandbox
+        pytest.fail(f"{NOT_UP} (the sandbox session-manager-plugin is not first on PATH; "
+                    f"found {plugin!r})", pytrace=False)
     env.update({
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
@@ -79,25 +80,15 @@ def sandbox_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def boto_session(sandbox_env: dict[str, str]) -> dict:
-    """boto3 clients on profile atp-sandbox (endpoints: the stand-ins).
-
-    The sandbox's AWS_* variables are set only while the clients are built (that is when
-    botocore resolves profile, endpoints and credentials), so nothing else in this pytest
-    process sees them.
-    """
+    """boto3 clients on the sandbox's endpoints with its fake keys (explicit, no profile)."""
     import boto3
 
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
-                     "AWS_EC2_METADATA_DISABLED"):
-            if name in sandbox_env:
-                mp.setenv(name, sandbox_env[name])
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SSM",
-                     "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                     "AWS_SESSION_TOKEN"):
-            mp.delenv(name, raising=False)
-        session = boto3.Session(profile_name=PROFILE)
-        return {"ssm": session.client("ssm"), "s3": session.client("s3")}
+    urls = endpoints()
+    session = boto3.Session(aws_access_key_id=ACCESS_KEY_ID,
+                            aws_secret_access_key=SECRET_ACCESS_KEY, region_name=REGION)
+    return {"ssm": session.client("ssm", endpoint_url=urls["ssm"]),
+            "s3": session.client("s3", endpoint_url=urls["s3"]),
+            "ec2": session.client("ec2", endpoint_url=urls["default"])}
 
 
 @pytest.fixture(scope="session")

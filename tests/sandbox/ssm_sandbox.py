@@ -22,7 +22,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 STATE_DIR = REPO / ".sandbox"
-ENV_FILE = STATE_DIR / "env"
 STATE_FILE = STATE_DIR / "state.json"
 EVENTS_FILE = STATE_DIR / "events.jsonl"
 VENV_BIN = REPO / ".venv" / "bin"
@@ -36,37 +35,10 @@ SSM_ENDPOINT = ("127.0.0.1", 4580)
 
 NOT_UP = "sandbox not up: run make sandbox-up"
 
-_EXPORT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
-_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _SESSION_ID = re.compile(r"SSM CONNECTION ID: (\S+)")
 
 
 # --------------------------------------------------------------------------- environment
-
-
-def parse_env_file(path: Path, base: dict[str, str]) -> dict[str, str]:
-    """The environment after `. path` in a shell whose environment is ``base``.
-
-    Understands what the sandbox writes: `export NAME=value` lines, optional quotes, and
-    $NAME / ${NAME} references to variables set earlier or inherited.
-    """
-    env = dict(base)
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _EXPORT.match(line)
-        if not match:
-            raise ValueError(f"{path}: cannot parse line {raw!r}")
-        name, value = match.groups()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == "'":
-            env[name] = value[1:-1]
-            continue
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        env[name] = _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), ""), value)
-    return env
 
 
 def pid_alive(pid: object) -> bool:

@@ -49,10 +49,12 @@ print(json.dumps({{
   "zero_image": sh("docker", "image", "inspect", "--format", "{{{{.Id}}}}",
                    {REPO!r} + ":" + zero) if zero else "",
   "hand_image": read("/var/tmp/atp-hand-backend-image"),
-  "env": read({APP!r} + "/shared/.env"),
-  "env_aws": read({APP!r} + "/shared/.env.aws"),
-  "env_db": read({APP!r} + "/shared/.env.db"),
-  "modes": {{n: mode({APP!r} + "/shared/" + n) for n in (".env", ".env.aws", ".env.db")}},
+  "env": read({APP!r} + "/current/.env"),
+  "env_aws": read({APP!r} + "/current/.env.aws"),
+  "env_db": read({APP!r} + "/current/.env.db"),
+  "modes": {{n: mode({APP!r} + "/current/" + n) for n in (".env", ".env.aws", ".env.db")}},
+  "current_links": {{n: link({APP!r} + "/current/" + n) for n in (".env", ".env.aws")}},
+  "zero_env_aws": read({APP!r} + "/shared/.env.aws"),
   "shared_secrets": os.path.exists({APP!r} + "/shared/secrets/exchange.pem"),
   "current_secrets": os.path.exists({APP!r} + "/current/secrets/exchange.pem"),
   "current_env": read({APP!r} + "/current/.env"),
@@ -104,6 +106,16 @@ def test_current_pointed_at_release_zero_before_the_first_release(facts):
     assert facts["current"] == f"releases/{first}"
     # release zero can be activated again without a build: it has the hand-run backend's image
     assert facts["zero_image"] == facts["hand_image"].strip()
+
+
+def test_the_first_release_runs_with_its_own_env_set(facts):
+    # the deploy moved the env into an env set; release zero keeps the hand-managed files, so
+    # a rollback to it gets the operator's env back as it was
+    for name, target in facts["current_links"].items():
+        assert target.startswith("../../shared/env/") and target.endswith("/" + name)
+    assert env_lines(facts["zero_env_aws"]) == ["CRYPTOCOM_API_KEY=hand-key",
+                                               "CRYPTOCOM_API_SECRET=hand-secret",
+                                               "HAND_AWS_ONLY=1"]
 
 
 def test_the_operators_env_keys_are_kept(facts):

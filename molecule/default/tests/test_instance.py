@@ -23,7 +23,7 @@ def sh(*a):
     return subprocess.run(a, capture_output=True, text=True).stdout.strip()
 app = {APP!r}
 rel = sorted(os.listdir(app + "/releases"))
-env = app + "/shared/.env.aws"
+env = app + "/current/.env.aws"  # the active release's env set (through its link)
 st = os.stat(env)
 names = [l.split("=", 1)[0] for l in open(env) if "=" in l and not l.startswith("#")]
 ids = sh("docker", "ps", "-q", "--filter", "label=com.docker.compose.project={PROJECT}",

@@ -16,7 +16,7 @@ def filters() -> dict:
 
 
 def test_filter_names(filters: dict) -> None:
-    assert set(filters) == {"canonical_env", "render_env_file"}
+    assert set(filters) == {"canonical_env", "render_env_file", "mask_env"}
 
 
 def test_canonical_env_filter(filters: dict) -> None:
@@ -63,8 +63,8 @@ def test_render_env_file_filter(filters: dict) -> None:
 
 def test_render_env_file_filter_error(filters: dict) -> None:
     with pytest.raises(AnsibleFilterError) as info:
-        filters["render_env_file"]({"A": f"{SECRET}'"})
-    assert "value of A contains a single quote" in str(info.value)
+        filters["render_env_file"]({"A": f"{SECRET}\\"})
+    assert "value of A ends with a backslash" in str(info.value)
     assert SECRET not in str(info.value)
 
 

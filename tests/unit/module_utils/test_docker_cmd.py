@@ -43,8 +43,8 @@ def test_compose_build_and_up():
 
 
 def test_override_document_and_text():
-    ref = dc.image_ref("repo", "20261124T101500Z-0123456789ab")
-    assert ref == "repo:20261124T101500Z-0123456789ab"
+    ref = "repo:20261124T101500Z-0123456789ab"
+    assert dc.tag("repo:a", ref) == ["docker", "tag", "repo:a", ref]
     assert dc.override_document("svc", ref, "abc", "2026") == {
         "services": {"svc": {"image": ref, "build": {"args": {"GIT_SHA": "abc",
                                                                "BUILD_TIME": "2026"}}}}}

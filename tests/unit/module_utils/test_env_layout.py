@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from ansible_collections.atp.deploy.plugins.module_utils import dotenv, env_layout
+from ansible_collections.atp.deploy.plugins.module_utils import dotenv, env_layout, release_model
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import MANIFEST_NAME
 
 
@@ -116,36 +116,155 @@ def test_ignored_names_for_verification(app):
 
 
 def test_plan_env_and_its_lines(app):
-    root, release = app
+    root, _release = app
     shared = root / "shared"
     (shared / ".env").write_text("KEEP=1\nA=old\n")
     (shared / ".env").chmod(0o644)
     want = {".env": dotenv.digests({"A": "new"}, "s"), ".env.aws": dotenv.digests({}, "s")}
-    plan = env_layout.plan_env(str(shared), str(release), want, [".env", ".env.db"], "s")
+    plan = env_layout.plan_env(str(shared), want, [".env", ".env.db", "secrets/x.env"], "s")
     assert plan["files"][".env"] == {"exists": True, "in_sync": False, "set": ["A"],
                                      "kept": ["KEEP"], "dropped": [], "loose_mode": True}
     assert plan["files"][".env.aws"]["exists"] is False
     assert plan["missing"] == [".env.db"]
-    assert plan["links_missing"] == [".env", ".env.aws", ".env.db"]
-    assert plan["in_sync"] is False
+    assert plan["values_in_sync"] is False and plan["content"] is None
+    plan["links_missing"] = [".env"]
     assert env_layout.plan_lines(plan) == [
-        ".env: sets A; kept from the instance: KEEP; mode made 0600",
+        ".env: sets A; kept from the instance: KEEP",
         ".env.aws: created",
         "created empty (0600): .env.db",
-        "linked into the release: .env, .env.aws, .env.db",
+        "linked into the release: .env",
     ]
 
 
-def test_plan_env_in_sync(app):
-    root, release = app
+def test_plan_env_in_sync_gives_the_content_of_the_set(app):
+    root, _release = app
     shared = root / "shared"
     (shared / ".env").write_text("A=1\nKEEP=2\n")
     (shared / ".env").chmod(0o600)
-    env_layout.make_links(str(release), [".env"], None, None)
-    plan = env_layout.plan_env(str(shared), str(release),
-                               {".env": dotenv.digests({"A": "1"}, "s")}, [".env"], "s")
-    assert plan["in_sync"] is True
-    assert env_layout.plan_lines(plan) == [".env: kept from the instance: KEEP"]
+    plan = env_layout.plan_env(str(shared), {".env": dotenv.digests({"A": "1"}, "s")},
+                               [".env", ".env.db", "secrets/runtime.env"], "s")
+    assert plan["values_in_sync"] is True
+    # secrets/ is not part of an env set; a missing file is in it, empty.
+    assert plan["content"] == {".env": b"A=1\nKEEP=2\n", ".env.db": b""}
+    assert env_layout.plan_lines(plan) == [".env: kept from the instance: KEEP",
+                                           "created empty (0600): .env.db"]
+
+
+def test_plan_env_replace_drops_are_a_change(app):
+    root, _release = app
+    (root / "shared" / ".env").write_text("A=1\nKEEP=2\n")
+    plan = env_layout.plan_env(str(root / "shared"), {".env": dotenv.digests({"A": "1"}, "s")},
+                               [".env"], "s", replace=True)
+    assert plan["values_in_sync"] is False and plan["files"][".env"]["dropped"] == ["KEEP"]
+
+
+# --------------------------------------------------------------------------- env sets
+
+SET_FILES = {".env": b"A=1\n", ".env.aws": b"K='v'\n", "config/db.env": b""}
+
+
+def modes(path):
+    return {str(p.relative_to(path)): oct(p.stat().st_mode & 0o777)
+            for p in sorted(path.rglob("*"))}
+
+
+def test_write_set_is_content_addressed_0700_0600_and_reused(tmp_path):
+    root = tmp_path / "app"
+    name, written = env_layout.write_set(str(root), SET_FILES, os.getuid(), os.getgid())
+    assert written is True and name == release_model.env_set_hash(SET_FILES)
+    path = root / "shared" / "env" / name
+    assert oct((root / "shared" / "env").stat().st_mode & 0o777) == "0o700"
+    assert modes(path) == {".env": "0o600", ".env.aws": "0o600", "config": "0o700",
+                           "config/db.env": "0o600"}
+    assert oct(path.stat().st_mode & 0o777) == "0o700"
+    assert env_layout.read_set(str(path)) == SET_FILES
+    assert env_layout.find_set(str(root), SET_FILES) == name
+    assert env_layout.find_set(str(root), {".env": b"other"}) is None
+    # Same content again: the same set, nothing written; a loose mode is made right.
+    (path / ".env").chmod(0o644)
+    assert env_layout.set_modes_ok(str(path)) is False
+    assert env_layout.write_set(str(root), SET_FILES, None, None) == (name, False)
+    assert env_layout.set_modes_ok(str(path)) is True
+    assert [n for n, _ in env_layout.list_sets(str(root))] == [name]
+
+
+def test_write_set_never_changes_a_set_edited_by_hand(tmp_path):
+    root = tmp_path / "app"
+    name, _ = env_layout.write_set(str(root), SET_FILES, None, None)
+    edited = root / "shared" / "env" / name / ".env"
+    edited.write_text("A=edited\n")
+    again, written = env_layout.write_set(str(root), SET_FILES, None, None)
+    assert written is True and again == f"{name}-2"
+    assert edited.read_text() == "A=edited\n"
+    assert env_layout.find_set(str(root), SET_FILES) == f"{name}-2"
+
+
+def test_write_set_leaves_no_half_set_behind(tmp_path, monkeypatch):
+    root = tmp_path / "app"
+    calls = []
+
+    def boom(path, data, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", path)
+        return real(path, data, *args, **kwargs)
+
+    real = env_layout.fsutil.atomic_write
+    monkeypatch.setattr(env_layout.fsutil, "atomic_write", boom)
+    with pytest.raises(OSError, match="No space"):
+        env_layout.write_set(str(root), SET_FILES, None, None)
+    assert os.listdir(root / "shared" / "env") == []
+
+
+def test_read_set_refuses_links_and_missing_dirs(tmp_path):
+    assert env_layout.read_set(str(tmp_path / "none")) is None
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / ".env").symlink_to("/etc/passwd")
+    assert env_layout.read_set(str(tmp_path / "s")) is None
+
+
+def test_remove_and_stale_partial_sets(tmp_path):
+    root = tmp_path / "app"
+    name, _ = env_layout.write_set(str(root), SET_FILES, None, None)
+    env_layout.remove_set(str(root), name)
+    assert env_layout.list_sets(str(root)) == []
+    with pytest.raises(ValueError):
+        env_layout.remove_set(str(root), "../shared")
+    now = 1_000_000.0
+    entries = [(".aaaaaaaaaaaa.partial-7", now - 4000), (".bbbbbbbbbbbb.partial-8", now - 10),
+               ("cccccccccccc", now - 99999)]
+    assert env_layout.stale_partial_sets(entries, now) == [".aaaaaaaaaaaa.partial-7"]
+
+
+def test_links_into_a_set_and_the_base_env(tmp_path):
+    root = tmp_path / "app"
+    rid = "20261124T101500Z-0123456789ab"
+    release = root / "releases" / rid
+    release.mkdir(parents=True)
+    (root / "shared" / "secrets").mkdir(parents=True)
+    assert env_layout.base_env(str(root)) == env_layout.LEGACY_ENV
+    name, _ = env_layout.write_set(str(root), SET_FILES, None, None)
+    rels = env_layout.release_link_rels(str(root), [".env", "config/db.env"])
+    assert rels == [".env", "config/db.env", "secrets"]
+    assert env_layout.missing_links(str(release), rels, env=name) == rels
+    made = env_layout.make_links(str(release), rels, None, None, env=name)
+    assert made == [".env", "config/db.env", "secrets"]
+    assert os.readlink(release / "config" / "db.env") == \
+        f"../../../shared/env/{name}/config/db.env"
+    assert (release / ".env").read_bytes() == b"A=1\n"
+    assert env_layout.shared_links(str(release)) == [".env", "config/db.env", "secrets"]
+    assert env_layout.missing_links(str(release), rels, env=name) == []
+    assert env_layout.missing_links(str(release), [".env"]) == [".env"]  # not into shared/
+    (root / "current").symlink_to(f"releases/{rid}")
+    assert env_layout.base_env(str(root)) == name
+
+
+def test_new_set_files_merges_carries_and_creates():
+    base = {".env": b"A=1\n", ".env.db": b"PG=1\n", ".env.aws": None, "x.env": None}
+    files = env_layout.new_set_files(base, {".env.aws": "K='v'\n"},
+                                     [".env", ".env.aws", ".env.db", "x.env", "secrets/s"])
+    assert files == {".env": b"A=1\n", ".env.aws": b"K='v'\n", ".env.db": b"PG=1\n",
+                     "x.env": b""}
 
 
 # --------------------------------------------------------------------------- compose scan

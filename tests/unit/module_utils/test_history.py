@@ -10,7 +10,8 @@ A, B, C, D = (f"202611{d:02d}T000000Z-{d:012x}" for d in (1, 2, 3, 4))
 
 
 def rel(rid: str, complete: bool = True, partial: bool = False) -> dict:
-    return {"id": rid, "content_hash": rid[-12:], "complete": complete, "partial": partial}
+    return {"id": rid, "hash": rid[-12:], "complete": complete, "partial": partial,
+            "code_hash": ("c" * 64) if complete else None, "env": "5e75e75e75e7"}
 
 
 def images(*rids: str) -> dict:
@@ -22,25 +23,6 @@ def log(*pairs, **extra) -> list[dict]:
              "finished": "t", **extra} for r, res in pairs]
 
 
-def test_last_record_wins_and_junk_is_ignored():
-    records = [*log((A, "failed"), (A, "ok")), {"release": "latest", "result": "ok"}, {}]
-    assert hs.last_records(records) == {A: records[1]}
-
-
-@pytest.mark.parametrize(("record", "good"), [
-    ({"result": "ok"}, True),
-    ({"result": "OK"}, True),
-    ({"result": "rolled_back"}, True),
-    ({"result": "rolled_back", "error": ""}, True),
-    ({"result": "rolled_back", "error": "smoke check failed"}, False),
-    ({"result": "failed"}, False),
-    ({}, False),
-    (None, False),
-])
-def test_record_is_good(record, good):
-    assert hs.record_is_good(record) is good
-
-
 def test_build_history_joins_dirs_log_and_images_newest_first():
     releases = [rel(A), rel(B), rel(C), rel(C, complete=False, partial=True),
                 rel(D, complete=False)]
@@ -50,6 +32,7 @@ def test_build_history_joins_dirs_log_and_images_newest_first():
     by_id = {e["id"]: e for e in entries}
     assert by_id[C] == {"id": C, "complete": True, "active": True, "image": f"{REPO}:{C}",
                         "image_exists": True, "image_id": f"sha256:{C[-4:]}", "git_sha": "g-03",
+                        "code_hash": "c" * 64, "env": "5e75e75e75e7",
                         "result": "ok", "finished": "t", "operator": "alice",
                         "rollback_target": False}
     assert by_id[B]["image_exists"] is False and by_id[B]["rollback_target"] is False
@@ -57,14 +40,21 @@ def test_build_history_joins_dirs_log_and_images_newest_first():
     assert by_id[D]["complete"] is False and by_id[D]["result"] is None
 
 
-def test_previous_is_newest_good_complete_release_with_image():
+def test_previous_is_the_release_live_before_from_the_log_order():
     releases = [rel(r) for r in (A, B, C, D)]
     records = log((A, "ok"), (B, "ok"), (C, "failed"), (D, "ok"))
     entries = hs.build_history(releases, records, D, images(A, B, C, D), REPO)
-    assert hs.previous_release(entries) == B
-    # B's image pruned -> A
+    assert hs.previous_release(entries, records, D) == B
+    # B's image pruned -> the one live before it, A
     entries = hs.build_history(releases, records, D, images(A, C, D), REPO)
-    assert hs.previous_release(entries) == A
+    assert hs.previous_release(entries, records, D) == A
+
+
+def test_previous_after_redeploying_older_content_is_not_the_newest_id():
+    releases = [rel(r) for r in (A, B, C)]
+    records = log((A, "ok"), (B, "ok"), (C, "ok"), (B, "ok"), (A, "ok"))
+    entries = hs.build_history(releases, records, A, images(A, B, C), REPO)
+    assert hs.previous_release(entries, records, A) == B
 
 
 def test_release_rolled_back_away_from_is_not_a_target():
@@ -72,43 +62,46 @@ def test_release_rolled_back_away_from_is_not_a_target():
     records = log((A, "ok"), (B, "ok"))
     records += log((C, "rolled_back"), error="smoke check failed")
     entries = hs.build_history(releases, records, B, images(A, B, C), REPO)
-    assert hs.previous_release(entries) == A
-    # A rollback *to* C (no error) makes it a target again.
-    entries = hs.build_history(releases, records + log((C, "rolled_back")), B,
-                               images(A, B, C), REPO)
-    assert hs.previous_release(entries) == C
+    assert hs.previous_release(entries, records, B) == A
+    # A rollback *to* C (no error) made C live; B became live again after it.
+    records += log((C, "rolled_back"), (B, "ok"))
+    entries = hs.build_history(releases, records, B, images(A, B, C), REPO)
+    assert hs.previous_release(entries, records, B) == C
 
 
 def test_release_without_log_record_is_not_a_target():
     entries = hs.build_history([rel(A), rel(B)], [], B, images(A, B), REPO)
-    assert hs.previous_release(entries) is None
+    assert hs.previous_release(entries, [], B) is None
 
 
 def test_select_previous_and_none():
     releases = [rel(A), rel(B)]
-    entries = hs.build_history(releases, log((A, "ok"), (B, "ok")), B, images(A, B), REPO)
-    entry, problem = hs.select_release(entries, B, "previous")
+    records = log((A, "ok"), (B, "ok"))
+    entries = hs.build_history(releases, records, B, images(A, B), REPO)
+    entry, problem = hs.select_release(entries, records, B, "previous")
     assert problem is None and entry["id"] == A
     entries = hs.build_history([rel(B)], log((B, "ok")), B, images(B), REPO)
-    entry, problem = hs.select_release(entries, B, "previous")
+    entry, problem = hs.select_release(entries, log((B, "ok")), B, "previous")
     assert entry is None
-    assert problem.startswith(f"no previous release to roll back to: only {B} is deployed")
+    assert problem.startswith(f"no previous release to roll back to: expected a release that "
+                              f"was live before {B}")
     assert "rollback_list=true" in problem and "\n" not in problem
-    _, problem = hs.select_release([], None, "previous")
-    assert "only no release is deployed" in problem
+    _, problem = hs.select_release([], [], None, "previous")
+    assert "live before the current one" in problem
 
 
 def test_select_by_id():
     releases = [rel(A), rel(B), rel(C, complete=False)]
-    entries = hs.build_history(releases, log((A, "failed"), (B, "ok")), B, images(B), REPO)
-    entry, problem = hs.select_release(entries, B, B)
+    records = log((A, "failed"), (B, "ok"))
+    entries = hs.build_history(releases, records, B, images(B), REPO)
+    entry, problem = hs.select_release(entries, records, B, B)
     assert problem is None and entry["id"] == B
-    _, problem = hs.select_release(entries, B, A)
+    _, problem = hs.select_release(entries, records, B, A)
     assert problem == (f"release {A} has no image {REPO}:{A} any more (pruned?): pick another "
                        "release (list them with ansible-playbook playbooks/rollback.yml -e "
                        "rollback_list=true) or deploy its source again")
     for unknown in (C, "20990101T000000Z-ffffffffffff", "latest"):
-        _, problem = hs.select_release(entries, B, unknown)
+        _, problem = hs.select_release(entries, records, B, unknown)
         assert problem == (f"unknown release {unknown}: expected one of {B}; list them with "
                            "ansible-playbook playbooks/rollback.yml -e rollback_list=true")
 
@@ -116,7 +109,7 @@ def test_select_by_id():
 def test_unknown_lists_at_most_ten_newest_first():
     rids = [f"2026110{d // 10}T0000{d % 10}0Z-{d:012x}" for d in range(12)]
     entries = hs.build_history([rel(r) for r in rids], [], None, images(*rids), REPO)
-    _, problem = hs.select_release(entries, None, "nope")
+    _, problem = hs.select_release(entries, [], None, "nope")
     listed = problem.split("expected one of ")[1].split(";")[0]
     assert listed == ", ".join(sorted(rids, reverse=True)[:10]) + " (+2 more)"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -123,31 +122,3 @@ def test_verify_tree_bad_format_and_missing_root(tmp_path: Path) -> None:
     )
     problems = rm.verify_tree(str(tmp_path / "nope"), {"format": 1, "files": {}})
     assert problems[0].startswith("release directory does not exist")
-
-
-def test_release_id_roundtrip() -> None:
-    chash = hashlib.sha256(b"x").hexdigest()
-    when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-    rid = rm.release_id(chash, when)
-    assert rid == "20250102T030405Z-" + chash[:12]
-    assert rm.release_content_hash_prefix(rid) == chash[:12]
-
-
-def test_release_id_converts_to_utc_and_naive_is_utc() -> None:
-    chash = "ab" * 32
-    plus2 = timezone(timedelta(hours=2))
-    assert rm.release_id(chash, datetime(2025, 1, 2, 5, 0, 0, tzinfo=plus2)).startswith(
-        "20250102T030000Z-"
-    )
-    assert rm.release_id(chash, datetime(2025, 1, 2, 3, 0, 0)).startswith("20250102T030000Z-")
-
-
-@pytest.mark.parametrize("bad", ["", "current", "20250102T030405Z-xyz", "20250102-abcdefabcdef"])
-def test_release_content_hash_prefix_rejects(bad: str) -> None:
-    with pytest.raises(ValueError):
-        rm.release_content_hash_prefix(bad)
-
-
-def test_release_id_rejects_short_hash() -> None:
-    with pytest.raises(ValueError):
-        rm.release_id("abc", datetime.now(UTC))

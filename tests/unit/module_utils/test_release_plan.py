@@ -2,150 +2,146 @@
 
 from __future__ import annotations
 
-import json
+from datetime import datetime, timezone
 
 import pytest
+from ansible_collections.atp.deploy.plugins.module_utils import release_model
 from ansible_collections.atp.deploy.plugins.module_utils import release_plan as rp
 
-HASH = "0123456789ab" + "c" * 52
+CODE = "0123456789ab" + "c" * 52
 OTHER = "fedcba987654" + "d" * 52
 RID = "20261124T101500Z-0123456789ab"
 OLD = "20261120T080000Z-fedcba987654"
+NOW = datetime(2026, 11, 25, 9, 0, 0, tzinfo=timezone.utc)  # noqa: UP017
+SET = "5e75e75e75e7"
+REPO = "repo"
 
 
-def rel(rid: str, complete: bool = True) -> dict:
-    return {"id": rid, "content_hash": rid[-12:], "complete": complete, "partial": False}
-
-
-@pytest.mark.parametrize(("name", "ok"), [
-    (RID, True),
-    ("20261124T101500Z-0123456789AB", False),
-    ("20261124T101500Z-0123456789a", False),
-    ("current", False),
-    (RID + ".partial", False),
-])
-def test_is_release_id(name, ok):
-    assert rp.is_release_id(name) is ok
-
-
-def test_describe_release_dir_complete_partial_and_foreign():
-    assert rp.describe_release_dir(RID, True) == {
-        "id": RID, "content_hash": "0123456789ab", "complete": True, "partial": False}
-    assert rp.describe_release_dir(RID, False)["complete"] is False
-    partial = rp.describe_release_dir(RID + ".partial", True)
-    assert partial == {"id": RID, "content_hash": "0123456789ab", "complete": False,
-                       "partial": True}
-    assert rp.describe_release_dir("lost+found", True) is None
-
-
-def test_hash_prefix_uses_release_manifest_and_tolerates_garbage():
-    assert rp.hash_prefix(RID) == "0123456789ab"
-    assert rp.hash_prefix("nope") is None
-
-
-@pytest.mark.parametrize(("target", "want"), [
-    (f"releases/{RID}", RID),
-    (f"/home/ubuntu/automated-trading-platform/releases/{RID}", RID),
-    (f"releases/{RID}/", RID),
-    ("/opt/elsewhere", None),
-    (f"other/{RID}", None),
-    (None, None),
-    ("", None),
-])
-def test_release_from_link(target, want):
-    assert rp.release_from_link(target) == want
-
-
-def test_find_existing_release_prefers_current_then_newest():
-    twin = "20261125T000000Z-0123456789ab"
-    releases = [rel(RID), rel(twin), rel(OLD)]
-    assert rp.find_existing_release(releases, HASH, current=RID) == RID
-    assert rp.find_existing_release(releases, HASH, current=OLD) == twin
-    assert rp.find_existing_release(releases, HASH.upper(), current=None) == twin
-    assert rp.find_existing_release(releases, "ffffffffffff", current=RID) is None
-
-
-def test_find_existing_release_ignores_incomplete_and_short_hash():
-    assert rp.find_existing_release([rel(RID, complete=False)], HASH) is None
-    assert rp.find_existing_release([rel(RID)], "0123") is None
-
-
-def test_parse_deploy_log_skips_bad_lines():
-    text = "\n".join([json.dumps({"release": RID}), "not json", "[1, 2]", "", "{\"a\": 1}"])
-    assert rp.parse_deploy_log(text) == [{"release": RID}, {"a": 1}]
-    assert rp.parse_deploy_log("") == []
-
-
-def test_previous_release_from_log_newest_success_on_disk():
-    mid = "20261122T000000Z-aaaaaaaaaaaa"
-    gone = "20261123T000000Z-bbbbbbbbbbbb"
-    releases = [rel(OLD), rel(mid), rel(RID)]
-    log = [
-        {"release": OLD, "result": "ok"},
-        {"release": mid, "result": "ok"},
-        {"release": gone, "result": "ok"},
-        {"release": OLD, "result": "failed"},
-        {"release": RID, "result": "ok"},
-    ]
-    assert rp.previous_release(log, releases, RID) == mid
-
-
-def test_previous_release_after_rollback_is_the_rolled_back_from():
-    releases = [rel(OLD), rel(RID)]
-    log = [{"release": OLD, "result": "ok"}, {"release": RID, "result": "ok"},
-           {"release": OLD, "result": "rolled_back"}]
-    assert rp.previous_release(log, releases, OLD) == RID
-
-
-def test_previous_release_by_name_order_without_log():
-    mid = "20261122T000000Z-aaaaaaaaaaaa"
-    releases = [rel(OLD), rel(mid), rel(RID), rel("20261130T000000Z-cccccccccccc", False)]
-    assert rp.previous_release([], releases, RID) == mid
-    assert rp.previous_release([], releases, OLD) is None
-    assert rp.previous_release([], releases, None) == RID
-    assert rp.previous_release([], [], None) is None
+def rel(rid: str, code: str = CODE, env: str | None = SET, complete: bool = True) -> dict:
+    return {"id": rid, "hash": rid[-12:], "complete": complete, "partial": False,
+            "code_hash": code, "env": env}
 
 
 def running(image_id: str = "sha256:new") -> dict:
     return {"id": "c1", "name": "b", "image_id": image_id, "running": True, "state": "running"}
 
 
+def images(**by_id):
+    return lambda rid: by_id.get(rid)
+
+
+def env_known(target: str = SET) -> dict:
+    return {"target": target, "token": target, "write": False}
+
+
+def plan(releases, current, env, image_of, backend, **kwargs):
+    return rp.plan_release(kwargs.pop("code", CODE), releases, current, env, image_of, backend,
+                           REPO, now=NOW, **kwargs)
+
+
 def test_plan_nothing_to_do():
-    plan, reasons = rp.compute_plan(RID, RID, "sha256:new", [running()], True)
-    assert plan == {"upload": False, "release_id": RID, "env": False, "build": False,
-                    "activate": False}
+    result, reasons = plan([rel(RID)], RID, env_known(), images(**{RID: "sha256:new"}),
+                           [running()])
+    assert result == {"release_id": RID, "new": False, "upload": False, "clone_from": None,
+                      "env": False, "env_set": SET, "build": False, "image_from": None,
+                      "activate": False}
     assert reasons == []
 
 
-def test_plan_fresh_instance_does_everything_but_env():
-    plan, reasons = rp.compute_plan(None, None, None, [], True)
-    assert plan == {"upload": True, "release_id": None, "env": False, "build": True,
-                    "activate": True}
-    assert any("upload" in r for r in reasons)
+def test_plan_fresh_instance_new_release_uploads_builds_and_writes_the_env():
+    token = rp.env_change_token(None, {"files": {}})
+    result, reasons = plan([], None, {"target": None, "token": token, "write": True},
+                           images(), [])
+    assert result["release_id"] == release_model.make_id(CODE, token, NOW)
+    assert result["new"] and result["upload"] and result["env"] and result["build"]
+    assert result["activate"] and result["clone_from"] is None and result["env_set"] is None
+    assert any("upload" in r for r in reasons) and rp.ENV_REASON in reasons
 
 
-def test_plan_release_present_but_not_current():
-    plan, _ = rp.compute_plan(RID, OLD, "sha256:new", [running("sha256:old")], True)
-    assert plan["upload"] is False and plan["build"] is False and plan["activate"] is True
+def test_plan_code_change_with_the_same_env_links_the_existing_set():
+    result, _ = plan([rel(OLD, OTHER)], OLD, env_known(), images(**{OLD: "sha256:old"}),
+                     [running("sha256:old")])
+    assert result["new"] and result["upload"] and result["build"]
+    assert result["env"] is False and result["env_set"] == SET
+    assert result["release_id"] == release_model.make_id(CODE, SET, NOW)
 
 
-def test_plan_image_missing_means_build_and_activate():
-    plan, _ = rp.compute_plan(RID, RID, None, [running()], True)
-    assert plan["build"] is True and plan["activate"] is True
+def test_plan_env_only_change_is_a_new_release_reusing_code_and_image():
+    token = rp.env_change_token(SET, {"files": {".env": {"A": "digest"}}})
+    result, reasons = plan([rel(RID)], RID, {"target": None, "token": token, "write": True},
+                           images(**{RID: "sha256:img"}), [running("sha256:img")])
+    assert result["new"] is True and result["release_id"] != RID
+    assert release_model.hash_part(result["release_id"]) == release_model.release_hash(CODE,
+                                                                                       token)
+    assert result["upload"] is False and result["clone_from"] == RID
+    assert result["env"] is True and result["env_set"] is None
+    assert result["build"] is False and result["image_from"] == f"{REPO}:{RID}"
+    assert result["activate"] is True
+    assert any("no build" in r for r in reasons)
+
+
+def test_plan_redeploying_older_code_with_the_same_env_reactivates_that_release():
+    releases = [rel(OLD), rel(RID, OTHER)]
+    result, _ = plan(releases, RID, env_known(), images(**{OLD: "sha256:old"}),
+                     [running("sha256:new")])
+    assert result["release_id"] == OLD and result["new"] is False
+    assert result["upload"] is False and result["build"] is False and result["activate"]
+
+
+def test_plan_older_code_with_another_env_is_a_new_release_made_from_it():
+    releases = [rel(OLD, env="0ldse70ldse7"), rel(RID, OTHER)]
+    result, _ = plan(releases, RID, env_known(), images(**{OLD: "sha256:old"}),
+                     [running("sha256:new")])
+    assert result["new"] and result["clone_from"] == OLD and result["env"] is True
+    assert result["env_set"] == SET and result["image_from"] == f"{REPO}:{OLD}"
+
+
+def test_plan_existing_release_image_missing_builds_when_no_sibling_has_one():
+    result, reasons = plan([rel(RID)], RID, env_known(), images(), [running()])
+    assert result["build"] is True and result["activate"] is True
+    assert "the release image is missing: build it" in reasons
 
 
 def test_plan_container_stale_image_or_stopped():
-    plan, reasons = rp.compute_plan(RID, RID, "sha256:new", [running("sha256:old")], True)
-    assert plan["activate"] is True
+    result, reasons = plan([rel(RID)], RID, env_known(), images(**{RID: "sha256:new"}),
+                           [running("sha256:old")])
+    assert result["activate"] is True
     assert any("does not run the release image" in r for r in reasons)
     stopped = dict(running(), running=False, state="exited")
-    plan, reasons = rp.compute_plan(RID, RID, "sha256:new", [stopped], True)
-    assert plan["activate"] is True and any("no running" in r for r in reasons)
+    result, reasons = plan([rel(RID)], RID, env_known(), images(**{RID: "sha256:new"}),
+                           [stopped])
+    assert result["activate"] is True and any("no running" in r for r in reasons)
 
 
-def test_plan_env_change_activates():
-    plan, _ = rp.compute_plan(RID, RID, "sha256:new", [running()], False)
-    assert plan["env"] is True and plan["activate"] is True
+def test_plan_existing_release_with_missing_links_runs_env_files():
+    result, reasons = plan([rel(RID)], RID, env_known(), images(**{RID: "sha256:new"}),
+                           [running()], links_missing=lambda rid, env: [".env.db"])
+    assert result["env"] is True and result["new"] is False and result["activate"] is True
+    assert any(".env.db" in r for r in reasons)
+
+
+def test_plan_named_release_is_a_rollback_with_its_own_env():
+    releases = [rel(OLD, OTHER, env="0ldse70ldse7"), rel(RID)]
+    result, _ = plan(releases, RID, env_known(), images(**{OLD: "sha256:old"}),
+                     [running("sha256:new")], code=None, named=OLD)
+    assert result == {"release_id": OLD, "new": False, "upload": False, "clone_from": None,
+                      "env": False, "env_set": "0ldse70ldse7", "build": False,
+                      "image_from": None, "activate": True}
+
+
+def test_env_change_token_is_unique_per_change_and_base():
+    one = rp.env_change_token(SET, {"files": {".env": {"A": "d1"}}})
+    assert one == rp.env_change_token(SET, {"files": {".env": {"A": "d1"}}})
+    assert one != rp.env_change_token(SET, {"files": {".env": {"A": "d2"}}})
+    assert one != rp.env_change_token("shared", {"files": {".env": {"A": "d1"}}})
+    assert one.startswith("change:")
+
+
+def test_release_zero_stamp_is_before_the_next_release():
+    assert rp.release_zero_stamp(NOW) == "20261125T090000Z"
+    assert rp.release_zero_stamp(NOW, "20261125T085959Z-0123456789ab") == "20261125T085958Z"
+    assert rp.release_zero_stamp(NOW, "20261126T000000Z-0123456789ab") == "20261125T090000Z"
+    assert rp.release_zero_stamp(NOW.replace(tzinfo=None)) == "20261125T090000Z"
 
 
 @pytest.mark.parametrize(("entries", "adopt"), [

@@ -76,3 +76,12 @@ def test_image_rm_is_never_forced():
 ])
 def test_classify_image_rm(rc, err, outcome):
     assert rt.classify_image_rm(rc, "", err) == outcome
+
+
+def test_select_env_prune_keeps_every_set_a_release_links():
+    names = ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "bbbbbbbbbbbb-2", "cccccccccccc",
+             ".dddddddddddd.partial-42", "notes"]
+    linked = {"aaaaaaaaaaaa", "bbbbbbbbbbbb-2", "shared", None}
+    assert rt.select_env_prune(names, linked) == ["bbbbbbbbbbbb", "cccccccccccc"]
+    assert rt.select_env_prune(names, set()) == ["aaaaaaaaaaaa", "bbbbbbbbbbbb",
+                                                 "bbbbbbbbbbbb-2", "cccccccccccc"]

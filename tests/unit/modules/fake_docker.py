@@ -131,7 +131,10 @@ def compose(state: dict, args: list[str]) -> int:
                         c["id"] = fake_id("recreated", c["id"])
         mine = [c for c in state["containers"]
                 if c.get("project") == project and c.get("service") == service]
-        if len(mine) == 1 and mine[0]["running"] and mine[0]["image_id"] == image_id:
+        # compose recreates when the service's config changed: another image ref (a release
+        # reusing the image of the same code is another ref) or another image.
+        if len(mine) == 1 and mine[0]["running"] and mine[0]["image_id"] == image_id \
+                and mine[0].get("image", ref) == ref:
             return 0
         state["containers"] = [c for c in state["containers"] if c not in mine]
         state["containers"].append({

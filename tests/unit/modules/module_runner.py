@@ -158,8 +158,8 @@ def make_archive(tmp_path: Path, files: dict[str, str] | None = None,
         MANIFEST_NAME,
         build_manifest,
         content_hash,
-        release_id,
     )
+    from ansible_collections.atp.deploy.plugins.module_utils.release_model import make_id
 
     src = tmp_path / "src"
     rels = write_tree(src, files or APP_FILES)
@@ -185,35 +185,70 @@ def make_archive(tmp_path: Path, files: dict[str, str] | None = None,
         "sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
         "manifest": manifest,
         "content_hash": chash,
-        "release_id": release_id(chash, datetime.fromisoformat(when)),
+        "release_id": make_id(chash, None, datetime.fromisoformat(when)),
     }
 
 
+# release id -> code hash of every release install_release made (tests name a release's code).
+CODE_HASHES: dict[str, str] = {}
+
+
 def install_release(app_root: Path, files: dict[str, str] | None = None,
-                    when: str = "2026-11-24T10:15:00", current: bool = False) -> str:
-    """An unpacked release dir (tree + manifest) as release_unpack leaves it; returns its id."""
+                    when: str = "2026-11-24T10:15:00", current: bool = False,
+                    env: str | None = None, env_files=(".env", ".env.aws")) -> str:
+    """An unpacked release dir (tree + manifest) as release_unpack leaves it; returns its id.
+
+    env: link env_files into this env (an env set name, or "shared" for the layout before env
+    sets); None makes no env link (and the id's hash part is the code hash alone).
+    """
     from datetime import datetime
 
     from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
         MANIFEST_NAME,
         build_manifest,
         content_hash,
-        release_id,
     )
+    from ansible_collections.atp.deploy.plugins.module_utils.release_model import make_id
 
     files = files or APP_FILES
     staging = app_root / "releases" / ".staging"
     rels = write_tree(staging, files)
     manifest = build_manifest(str(staging), rels)
-    rid = release_id(content_hash(manifest), datetime.fromisoformat(when))
+    rid = make_id(content_hash(manifest), env, datetime.fromisoformat(when))
+    CODE_HASHES[rid] = content_hash(manifest)
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest))
     staging.rename(app_root / "releases" / rid)
+    if env:
+        from ansible_collections.atp.deploy.plugins.module_utils.release_model import (
+            env_link_target,
+        )
+
+        for rel in env_files:
+            link = app_root / "releases" / rid / rel
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(env_link_target(rel, env))
     if current:
         link = app_root / "current"
         if link.is_symlink():
             link.unlink()
         link.symlink_to(f"releases/{rid}")
     return rid
+
+
+def install_env_set(app_root: Path, files: dict[str, str]) -> str:
+    """An env set under shared/env/ as env_files writes it (0700/0600); returns its name."""
+    from ansible_collections.atp.deploy.plugins.module_utils import env_layout
+
+    name, _written = env_layout.write_set(
+        str(app_root), {rel: text.encode() for rel, text in files.items()}, None, None)
+    return name
+
+
+def release_code_hash(app_root: Path, rid: str) -> str:
+    """The code hash of an installed release (its manifest's content hash)."""
+    from ansible_collections.atp.deploy.plugins.module_utils.release_model import code_hash
+
+    return code_hash(str(app_root / "releases" / rid))
 
 
 def warnings_of(result: dict) -> list[str]:

@@ -178,6 +178,44 @@ def test_existing_image_is_not_rebuilt_but_gated(app_root, releases, docker):
     assert result["changed"] is True
 
 
+def test_env_only_release_reuses_the_image_of_the_same_code(app_root, releases, docker):
+    old, new = releases
+    docker.state["images"][f"{REPO}:{old}"] = "sha256:built-once"
+    docker.save()
+    docker.add_container(id="c-old", image_id="sha256:built-once", image=f"{REPO}:{old}")
+    check = compose(app_root, new, check_mode=True, image_from=f"{REPO}:{old}")
+    assert check["would_build"] is False and check["tagged_from"] == f"{REPO}:{old}"
+    assert f"{REPO}:{new}" not in docker.load()["images"]
+    result = compose(app_root, new, image_from=f"{REPO}:{old}", route_gate=False)
+    assert "failed" not in result, result.get("msg")
+    assert result["built"] is False and result["tagged_from"] == f"{REPO}:{old}"
+    assert result["image_id"] == "sha256:built-once"
+    assert ["tag", f"{REPO}:{old}", f"{REPO}:{new}"] in docker.argvs
+    assert compose_calls(docker, "build") == []
+    # same image, new release (its env): switched and recreated
+    assert result["switched"] is True and result["recreated"] is True
+    assert result["container_id"] != "c-old"
+
+
+def test_a_failed_tag_fails_and_touches_nothing(app_root, releases, docker):
+    old, new = releases
+    docker.add_container(id="c-old", image_id="sha256:old", image=f"{REPO}:{old}")
+    result = compose(app_root, new, image_from=f"{REPO}:gone")
+    assert result["failed"] is True and "\n" not in result["msg"]
+    assert result["msg"].startswith(f"tagging {REPO}:gone as {REPO}:{new} (same code, no "
+                                    "build) failed (exit 1)")
+    assert_untouched(app_root, docker, old, result)
+
+
+def test_build_time_defaults_to_the_time_of_the_release_id(app_root, releases, docker):
+    _, new = releases
+    result = run_module(compose_release, {"app_root": str(app_root), "release_id": new})
+    assert "failed" not in result, result.get("msg")
+    override = json.loads((app_root / "releases" / new / OVERRIDE_NAME).read_text())
+    args = override["services"]["backend-aws"]["build"]["args"]
+    assert args["BUILD_TIME"] == new[:16] == "20261124T101500Z"
+
+
 def test_route_gate_false_skips_the_gate(app_root, releases, docker):
     _, new = releases
     result = compose(app_root, new, route_gate=False, expected_routes=EXPECTED)
@@ -575,6 +613,20 @@ def test_release_not_unpacked(app_root, docker):
     assert result["failed"] is True
     assert result["msg"].startswith(f"release {rid} is not unpacked")
     assert docker.argvs == []
+
+
+def test_check_mode_reports_a_release_not_made_yet(app_root, releases, docker):
+    # check mode: release_unpack / env_files only reported the new release, none is on disk
+    old, _new = releases
+    docker.state["images"][f"{REPO}:{old}"] = "sha256:old"
+    docker.save()
+    rid = "20261125T000000Z-0123456789ab"
+    result = compose(app_root, rid, check_mode=True, image_from=f"{REPO}:{old}")
+    assert "failed" not in result, result.get("msg")
+    assert result["would_activate"] is True and result["would_build"] is False
+    assert result["tagged_from"] == f"{REPO}:{old}"
+    assert not (app_root / "releases" / rid).exists()
+    assert os.readlink(app_root / "current") == f"releases/{old}"
 
 
 def test_bad_release_id(app_root, docker):

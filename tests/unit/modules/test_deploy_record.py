@@ -120,9 +120,11 @@ def test_unlock_removes_only_our_lock(app_root):
 def test_someone_elses_lock_is_left_in_place(app_root):
     other = take_lock(app_root, token="tok-other", holder="bob@ci")
     result = record_in(app_root, unlock_token=TOKEN)
-    assert result["unlocked"] is False
+    assert result["unlocked"] is False and result["lock_lost"] is True
+    assert result["msg"].startswith("deploy lock lost: now held by bob@ci")
     assert json.loads((app_root / ".deploy.lock").read_text()) == other
-    assert any("held by bob@ci" in w and "left it in place" in w for w in warnings_of(result))
+    logged = json.loads((app_root / "deploy.log").read_text())
+    assert logged["release"] == RECORD["release"] and "lock lost" in logged["lock"]
 
 
 def test_no_token_no_unlock(app_root):
@@ -218,3 +220,60 @@ def test_check_mode_prunes_and_unlocks_nothing(app_root, docker):
     assert sorted(os.listdir(app_root / "releases")) == sorted(rids)
     assert (app_root / ".deploy.lock").exists() and not (app_root / "deploy.log").exists()
     assert not any(argv[:2] == ["image", "rm"] for argv in docker.argvs)
+
+
+# --------------------------------------------------------------------------- env sets + previous
+
+
+def test_release_live_before_current_is_kept_even_when_oldest(app_root, docker):
+    rids = five_releases(app_root, docker, current_index=4)
+    # rids[0]'s content was live right before rids[4] (redeployed in between): a rollback target
+    lines = [{"release": r, "result": "ok"} for r in (rids[1], rids[2], rids[3], rids[0],
+                                                      rids[4])]
+    (app_root / "deploy.log").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    result = run_module(deploy_record, {"log_file": str(app_root / "deploy.log"),
+                                        "record": {**RECORD, "release": rids[4]},
+                                        "keep_releases": 2, "image_repo": REPO})
+    assert "failed" not in result, result.get("msg")
+    assert result["pruned"] == [rids[1], rids[2]]
+    assert sorted(os.listdir(app_root / "releases")) == [rids[0], rids[3], rids[4]]
+
+
+def test_env_sets_go_with_their_releases(app_root, docker):
+    from ansible_collections.atp.deploy.plugins.module_utils import release_model
+
+    from .module_runner import install_env_set
+
+    sets = [install_env_set(app_root, {".env": f"A={n}\n", ".env.aws": ""}) for n in range(4)]
+    rids = []
+    for n, name in enumerate(sets):
+        rids.append(install_release(app_root, {"a": f"{n}\n"}, f"2026-11-0{n + 1}T00:00:00",
+                                    env=name))
+        docker.state["images"][f"{REPO}:{rids[-1]}"] = f"sha256:{n}"
+    docker.save()
+    (app_root / "current").symlink_to(f"releases/{rids[3]}")
+    lines = [{"release": r, "result": "ok"} for r in rids]
+    (app_root / "deploy.log").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    orphan = install_env_set(app_root, {".env": "ORPHAN=1\n"})
+    partial = app_root / "shared" / "env" / ".aaaaaaaaaaaa.partial-99"
+    partial.mkdir()
+    os.utime(partial, (time.time() - 7200, time.time() - 7200))
+    fresh = app_root / "shared" / "env" / ".bbbbbbbbbbbb.partial-98"
+    fresh.mkdir()
+    check = run_module(deploy_record, {"log_file": str(app_root / "deploy.log"),
+                                       "record": {**RECORD, "release": rids[3]},
+                                       "keep_releases": 2, "image_repo": REPO},
+                       check_mode=True)
+    assert check["pruned_env_sets"] == [] and len(os.listdir(app_root / "shared" / "env")) == 7
+    result = run_module(deploy_record, {"log_file": str(app_root / "deploy.log"),
+                                        "record": {**RECORD, "release": rids[3]},
+                                        "keep_releases": 2, "image_repo": REPO})
+    assert "failed" not in result, result.get("msg")
+    assert result["pruned"] == [rids[0], rids[1]]
+    # the active release's set and the previous one's stay; the others go, with the orphan
+    assert result["pruned_env_sets"] == sorted([sets[0], sets[1], orphan])
+    assert sorted(os.listdir(app_root / "shared" / "env")) == sorted(
+        [sets[2], sets[3], fresh.name])
+    for rid in rids[2:]:
+        assert release_model.release_env(str(app_root / "releases" / rid)) in sets[2:]
+        assert (app_root / "releases" / rid / ".env").is_file()

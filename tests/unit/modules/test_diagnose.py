@@ -94,7 +94,7 @@ CANONICAL = {"ENVIRONMENT": "aws", "PORTFOLIO_DEBUG": "1", "ATP_INSTANCE_ID": "i
 
 def healthy(app_root: Path, docker: FakeDocker, backend_src: Path) -> str:
     """A deployed instance as the deploy leaves it; returns the release id."""
-    rid = install_release(app_root, current=True)
+    rid = install_release(app_root, current=True, env="shared")
     write_env(app_root, CANONICAL)
     records = [
         {"release": "20261123T090000Z-aaaaaaaaaaaa", "git_sha": "1" * 40, "result": "ok",
@@ -163,6 +163,25 @@ def test_healthy_instance(app_root, docker, backend_src):
     assert "## Verdict" in result["markdown"]
     assert_no_secret(result)
     assert_read_only(docker)
+
+
+def test_env_names_come_from_the_active_releases_env_set(app_root, docker, backend_src):
+    from .module_runner import install_env_set
+
+    rid = healthy(app_root, docker, backend_src)
+    # the release links its own env set; shared/ holds an older env (the layout before sets)
+    name = install_env_set(app_root, {
+        ".env": (app_root / "shared" / ".env").read_text(),
+        ".env.aws": (app_root / "shared" / ".env.aws").read_text()})
+    for rel in (".env", ".env.aws"):
+        (app_root / "releases" / rid / rel).unlink()
+        (app_root / "releases" / rid / rel).symlink_to(f"../../shared/env/{name}/{rel}")
+    write_env(app_root, {"ENVIRONMENT": "aws"})  # no credentials in shared/ any more
+    result = diag(app_root)
+    assert result["credential_alias"] == "EXCHANGE_CUSTOM_API_KEY"
+    assert result["env_files"][".env.aws"]["names"] == sorted(CANONICAL)
+    assert result["findings"] == []
+    assert_no_secret(result)
 
 
 def test_check_mode_gives_the_same_answer(app_root, docker, backend_src):

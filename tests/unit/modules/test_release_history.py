@@ -7,6 +7,7 @@ import json
 from ansible_collections.atp.deploy.plugins.modules import release_history
 
 from .module_runner import (
+    CODE_HASHES,
     doc_spec_problems,
     install_release,
     run_module,
@@ -54,6 +55,7 @@ def test_lists_releases_newest_first_with_one_inspect_call(app_root, docker):
     newest = result["releases"][0]
     assert newest == {"id": rids[2], "complete": True, "active": True,
                       "image": f"{REPO}:{rids[2]}", "image_exists": True, "image_id": "sha256:2",
+                      "code_hash": CODE_HASHES[rids[2]], "env": None,
                       "git_sha": "sha2", "result": "ok", "finished": "2026-11-03T00:05:00Z",
                       "operator": "alice", "rollback_target": False}
     assert result["releases"][1]["image_exists"] is False
@@ -72,9 +74,23 @@ def test_only_failed_release_is_not_a_rollback_target(app_root, docker):
     result = history(app_root, select="previous")
     assert result["failed"] is True
     assert result["msg"].startswith(
-        f"no previous release to roll back to: only {rids[1]} is deployed")
+        f"no previous release to roll back to: expected a release that was live before "
+        f"{rids[1]} (deploy.log)")
     assert HINT in result["msg"] and "\n" not in result["msg"]
     assert len(result["releases"]) == 2  # still listed
+
+
+def test_previous_after_redeploying_older_content_is_the_release_live_before(app_root,
+                                                                            docker):
+    rids = deployed(app_root, docker, ["ok", "ok", "ok"], current=0)
+    # then rids[1]'s content was redeployed, then rids[0]'s (older ids re-activated)
+    with open(app_root / "deploy.log", "a", encoding="utf-8") as handle:
+        for rid in (rids[1], rids[0]):
+            handle.write(json.dumps({"release": rid, "result": "ok"}) + "\n")
+    result = history(app_root, select="previous")
+    assert result["current_release"] == rids[0]
+    assert result["previous_release"] == rids[1] != rids[2]  # not the newest id
+    assert result["selected"]["id"] == rids[1]
 
 
 def test_select_by_id(app_root, docker):

@@ -7,12 +7,14 @@ import threading
 import time
 
 import pytest
-from ansible_collections.atp.deploy.plugins.module_utils import dotenv
+from ansible_collections.atp.deploy.plugins.module_utils import dotenv, release_model
 from ansible_collections.atp.deploy.plugins.modules import release_state
 
 from .module_runner import (
+    CODE_HASHES,
     FakeDocker,
     doc_spec_problems,
+    install_env_set,
     install_release,
     run_module,
     warnings_of,
@@ -23,13 +25,15 @@ READ_ONLY = {"info", "ps", "inspect", ("compose", "version"), ("image", "inspect
 
 
 def content_hash_of(rid: str) -> str:
-    return rid[-12:] + "0" * 52
+    """The code hash of a release install_release made."""
+    return CODE_HASHES[rid]
 
 
 SALT = "per-run-salt-0123456789"
 
 
-def env_args(values: dict, required=(), replace=False, supersedes=None) -> dict:
+def env_args(values: dict, required=(".env", ".env.aws"), replace=False,
+             supersedes=None) -> dict:
     """release_state's env options for these rendered values (digests, never the values)."""
     return {"env_plan": {"files": {f: dotenv.digests(v, SALT) for f, v in values.items()},
                          "required": list(required), "replace": replace,
@@ -55,42 +59,106 @@ def test_fresh_instance_plans_everything(tmp_path, docker):
     result = state(tmp_path / "absent-app-root")
     assert "failed" not in result, result.get("msg")
     assert result["changed"] is False
-    assert result["plan"] == {"upload": True, "release_id": None, "env": False, "build": True,
-                              "activate": True}
+    plan = result["plan"]
+    rid = plan.pop("release_id")
+    assert release_model.is_release_id(rid) and release_model.hash_part(rid) == "ab" * 6
+    assert plan == {"new": True, "upload": True, "clone_from": None, "env": False,
+                    "env_set": "shared", "build": True, "image_from": None, "activate": True}
     assert result["docker_version"] == "26.1.5" and result["compose_version"] == "2.26.1"
     assert result["releases"] == [] and result["current_release"] is None
     assert result["previous_release"] is None and result["existing_release"] is None
-    assert result["image"] == {"ref": None, "exists": False, "id": None}
+    assert result["image"] == {"ref": f"{REPO}:{rid}", "exists": False, "id": None}
     assert result["containers"] == [] and result["port_publishers"] == []
     assert result["free_mb"] > 0
     assert_read_only(docker)
 
 
+def in_sync_set(app_root, rid, values=None) -> str:
+    """The release's env set, holding the rendered values of env_args(values)."""
+    text = "".join(f"{k}='{v}'\n" for k, v in (values or {"A": "1"}).items())
+    name = install_env_set(app_root, {".env": text, ".env.aws": ""})
+    release = app_root / "releases" / rid
+    for rel in (".env", ".env.aws"):
+        if (release / rel).is_symlink():
+            (release / rel).unlink()
+        (release / rel).symlink_to(release_model.env_link_target(rel, name))
+    return name
+
+
 def test_everything_in_place_plans_nothing(app_root, docker):
     rid = install_release(app_root, current=True)
+    name = in_sync_set(app_root, rid)
     docker.state["images"][f"{REPO}:{rid}"] = "sha256:rel"
     docker.save()
     docker.add_container(id="c1", image_id="sha256:rel", image=f"{REPO}:{rid}")
-    (app_root / "shared" / ".env").write_text("A=1\n")
-    (app_root / "shared" / ".env").chmod(0o600)
-    (app_root / "releases" / rid / ".env").symlink_to("../../shared/.env")
-    result = state(app_root, content_hash_of(rid), **env_args({".env": {"A": "1"}}))
-    assert result["plan"] == {"upload": False, "release_id": rid, "env": False, "build": False,
-                              "activate": False}
+    result = state(app_root, content_hash_of(rid),
+                   **env_args({".env": {"A": "1"}}, required=[".env", ".env.aws"]))
+    assert result["plan"] == {"release_id": rid, "new": False, "upload": False,
+                              "clone_from": None, "env": False, "env_set": name,
+                              "build": False, "image_from": None, "activate": False}
     assert result["current_release"] == rid and result["existing_release"] == rid
     assert result["image"] == {"ref": f"{REPO}:{rid}", "exists": True, "id": "sha256:rel"}
     assert result["containers"] == [{
         "id": "c1", "name": "automated-trading-platform-backend-aws-1",
         "image": f"{REPO}:{rid}", "image_id": "sha256:rel", "state": "running",
         "running": True}]
-    assert result["env_in_sync"] is True
+    assert result["env_in_sync"] is True and result["env_base"] == name
     assert result["env_files"] == {".env": {"exists": True, "in_sync": True, "set": [],
                                             "kept": [], "dropped": [], "loose_mode": False}}
     assert result["env_missing"] == [] and result["env_links_missing"] == []
-    assert result["env_summary"] == []
-    assert result["releases"] == [{"id": rid, "content_hash": rid[-12:], "complete": True,
-                                   "partial": False}]
+    assert result["env_summary"] == [f"env set {name} (unchanged)"]
+    assert result["releases"] == [{"id": rid, "hash": rid[-12:], "complete": True,
+                                   "partial": False, "code_hash": content_hash_of(rid),
+                                   "env": name}]
     assert_read_only(docker)
+
+
+def test_env_only_change_is_a_new_release_of_the_same_code(app_root, docker):
+    rid = install_release(app_root, current=True)
+    in_sync_set(app_root, rid)
+    docker.state["images"][f"{REPO}:{rid}"] = "sha256:rel"
+    docker.save()
+    docker.add_container(id="c1", image_id="sha256:rel", image=f"{REPO}:{rid}")
+    result = state(app_root, content_hash_of(rid), **env_args({".env": {"A": "2"}}))
+    plan = result["plan"]
+    assert plan["new"] is True and plan["release_id"] != rid
+    assert plan["upload"] is False and plan["clone_from"] == rid
+    assert plan["env"] is True and plan["env_set"] is None
+    assert plan["build"] is False and plan["image_from"] == f"{REPO}:{rid}"
+    assert plan["activate"] is True and result["existing_release"] is None
+    assert result["env_files"][".env"]["set"] == ["A"]
+    assert "env set: a new one, merged onto the env of" in result["env_summary"][-1]
+
+
+def test_code_change_with_the_env_in_sync_links_the_active_set(app_root, docker):
+    old = install_release(app_root, {"docker-compose.yml": "old\n"}, "2026-11-01T00:00:00",
+                          current=True)
+    name = in_sync_set(app_root, old)
+    result = state(app_root, **env_args({".env": {"A": "1"}}))
+    plan = result["plan"]
+    assert plan["new"] and plan["upload"] and plan["build"]
+    assert plan["env"] is False and plan["env_set"] == name
+    assert release_model.hash_part(plan["release_id"]) == release_model.release_hash(
+        "ab" * 32, name)
+
+
+def test_legacy_layout_moves_into_an_env_set_with_a_new_release(app_root, docker):
+    rid = install_release(app_root, current=True, env="shared")
+    (app_root / "shared" / ".env").write_text("A='1'\nKEEP=x\n")
+    (app_root / "shared" / ".env.aws").write_text("")
+    docker.state["images"][f"{REPO}:{rid}"] = "sha256:rel"
+    docker.save()
+    docker.add_container(id="c1", image_id="sha256:rel", image=f"{REPO}:{rid}")
+    result = state(app_root, content_hash_of(rid), **env_args({".env": {"A": "1"}}))
+    plan = result["plan"]
+    content = {".env": b"A='1'\nKEEP=x\n", ".env.aws": b""}
+    assert result["env_base"] == "shared" and result["env_in_sync"] is False
+    assert plan["new"] is True and plan["clone_from"] == rid and plan["env"] is True
+    assert plan["image_from"] == f"{REPO}:{rid}" and plan["build"] is False
+    # the values did not change: the id already names the set the env moves into
+    assert release_model.hash_part(plan["release_id"]) == release_model.release_hash(
+        content_hash_of(rid), release_model.env_set_hash(content))
+    assert "moved into an env set, values unchanged" in result["env_summary"][-1]
 
 
 def test_release_on_disk_not_current_image_missing_stale_container(app_root, docker):
@@ -99,8 +167,9 @@ def test_release_on_disk_not_current_image_missing_stale_container(app_root, doc
     rid = install_release(app_root)
     docker.add_container(image_id="sha256:old")
     result = state(app_root, content_hash_of(rid))
-    assert result["plan"] == {"upload": False, "release_id": rid, "env": False, "build": True,
-                              "activate": True}
+    assert result["plan"] == {"release_id": rid, "new": False, "upload": False,
+                              "clone_from": None, "env": False, "env_set": None,
+                              "build": True, "image_from": None, "activate": True}
     assert result["current_release"] == old
     assert result["previous_release"] is None
 
@@ -128,7 +197,7 @@ def test_partial_and_foreign_dirs(app_root, docker):
     assert result["existing_release"] == rid
 
 
-def test_previous_release_from_deploy_log(app_root, docker):
+def test_previous_release_is_the_one_live_before_from_deploy_log(app_root, docker):
     first = install_release(app_root, {"a": "1\n"}, "2026-11-01T00:00:00")
     second = install_release(app_root, {"a": "2\n"}, "2026-11-02T00:00:00")
     third = install_release(app_root, {"a": "3\n"}, "2026-11-03T00:00:00", current=True)
@@ -136,8 +205,32 @@ def test_previous_release_from_deploy_log(app_root, docker):
            {"release": third, "result": "ok"}]
     (app_root / "deploy.log").write_text("".join(json.dumps(r) + "\n" for r in log))
     assert state(app_root)["previous_release"] == first
-    (app_root / "deploy.log").unlink()
+    # older content redeployed: first is current again, the one live before it is third
+    log += [{"release": second, "result": "ok"}, {"release": first, "result": "ok"}]
+    (app_root / "deploy.log").write_text("".join(json.dumps(r) + "\n" for r in log))
+    (app_root / "current").unlink()
+    (app_root / "current").symlink_to(f"releases/{first}")
     assert state(app_root)["previous_release"] == second
+    (app_root / "deploy.log").unlink()
+    assert state(app_root)["previous_release"] is None  # never guessed from the ids
+
+
+def test_named_release_plans_its_activation(app_root, docker):
+    old = install_release(app_root, {"a": "1\n"}, "2026-11-01T00:00:00", env="shared")
+    rid = install_release(app_root, current=True)
+    docker.state["images"][f"{REPO}:{old}"] = "sha256:old"
+    docker.save()
+    result = run_module(release_state, {"app_root": str(app_root), "release_id": old})
+    assert result["plan"] == {"release_id": old, "new": False, "upload": False,
+                              "clone_from": None, "env": False, "env_set": "shared",
+                              "build": False, "image_from": None, "activate": True}
+    assert result["current_release"] == rid and result["env_summary"] == []
+    result = run_module(release_state, {"app_root": str(app_root),
+                                        "release_id": "20261101T000000Z-ffffffffffff"})
+    assert result["failed"] is True and "is not a complete release on the instance" in \
+        result["msg"] and rid in result["msg"]
+    result = run_module(release_state, {"app_root": str(app_root), "release_id": "latest"})
+    assert result["failed"] is True and "release_id must look like" in result["msg"]
 
 
 def test_two_port_publishers_warn(app_root, docker):
@@ -271,8 +364,9 @@ def test_check_mode_never_locks_but_reports_the_holder(app_root, docker):
     result = run_module(release_state, {"app_root": str(app_root), "content_hash": "ab" * 32,
                                         "lock": LOCK}, check_mode=True)
     assert "failed" not in result
-    assert result["lock_holder"] == {"holder": "bob@ci", "started": "2026-11-24T09:00:00Z",
-                                     "release": "0123456789ab"}
+    assert {k: result["lock_holder"][k] for k in ("holder", "started", "release", "expired")} \
+        == {"holder": "bob@ci", "started": "2026-11-24T09:00:00Z", "release": "0123456789ab",
+            "expired": False}
     assert any("is held by bob@ci" in w for w in warnings_of(result))
     assert json.loads(lock_path(app_root).read_text())["token"] == "tok-other"
 
@@ -288,10 +382,10 @@ def test_lock_held_by_another_run_fails_naming_it(app_root, docker):
     before = foreign_lock(app_root)
     result = state(app_root, lock=LOCK)
     assert result["failed"] is True
-    assert result["msg"] == (
-        "deploy lock held by bob@ci since 2026-11-24T09:00:00Z for release 0123456789ab: wait "
-        "for it to finish (or -e deploy_lock_wait=SECONDS); if its holder died, break it with "
-        "-e deploy_break_lock=true")
+    assert result["msg"].startswith(
+        "deploy lock held by bob@ci since 2026-11-24T09:00:00Z for release 0123456789ab (last "
+        "renewed ")
+    assert "lock_action=release" in result["msg"] and "tok-other" not in result["msg"]
     assert result["lock_acquired"] is False and result["lock_holder"]["holder"] == "bob@ci"
     assert json.loads(lock_path(app_root).read_text()) == before
 
@@ -309,8 +403,8 @@ def test_break_lock_takes_it_and_names_the_broken_holder(app_root, docker):
     result = state(app_root, lock=LOCK, break_lock=True)
     assert "failed" not in result, result.get("msg")
     assert result["lock_acquired"] is True and result["changed"] is False
-    assert result["lock_broken"] == {"holder": "bob@ci", "started": "2026-11-24T09:00:00Z",
-                                     "release": "0123456789ab"}
+    assert {k: result["lock_broken"][k] for k in ("holder", "started", "release")} == {
+        "holder": "bob@ci", "started": "2026-11-24T09:00:00Z", "release": "0123456789ab"}
     assert json.loads(lock_path(app_root).read_text())["token"] == "tok-mine"
     assert any("broke the deploy lock of bob@ci" in w for w in warnings_of(result))
 
@@ -331,10 +425,10 @@ def test_lock_wait_takes_the_lock_once_freed_and_reads_again(app_root, docker, m
     real_try = release_state.deploy_lock.try_acquire
 
     def try_acquire(path, record):
-        acquired, lock = real_try(path, record)
+        acquired, lock, taken = real_try(path, record)
         if not acquired:
             contended.set()  # the module found the lock held: the other run may finish now
-        return acquired, lock
+        return acquired, lock, taken
 
     monkeypatch.setattr(release_state.deploy_lock, "try_acquire", try_acquire)
 
@@ -365,7 +459,8 @@ def test_lock_wait_is_bounded(app_root, docker, monkeypatch):
     assert 0.9 <= time.monotonic() - started < 5
     assert result["failed"] is True
     assert result["msg"].startswith("deploy lock held by bob@ci since 2026-11-24T09:00:00Z for "
-                                    "release 0123456789ab (still held after waiting 1 s): ")
+                                    "release 0123456789ab (last renewed ")
+    assert "(still held after waiting 1 s): " in result["msg"]
 
 
 def test_failure_after_waiting_releases_our_lock(app_root, docker, monkeypatch):
@@ -445,7 +540,8 @@ def test_env_plan_names_kept_set_and_dropped_keys_never_values(app_root, docker)
         "exists": True, "in_sync": False, "set": ["NEW"],
         "kept": ["OLD", "POSTGRES_PASSWORD"], "dropped": [], "loose_mode": False}
     assert result["env_summary"] == [".env: sets NEW; kept from the instance: OLD, "
-                                     "POSTGRES_PASSWORD"]
+                                     "POSTGRES_PASSWORD", "created empty (0600): .env.aws",
+                                     "env set: a new one, merged onto the env of shared"]
     assert "env .env: sets NEW; kept from the instance: OLD, POSTGRES_PASSWORD" in \
         result["plan_reasons"]
     assert "hand-pw" not in json.dumps(result)
@@ -455,12 +551,14 @@ def test_env_plan_names_kept_set_and_dropped_keys_never_values(app_root, docker)
 
 
 def test_only_instance_keys_left_is_in_sync(app_root, docker):
-    (app_root / "shared" / ".env").write_text(OPERATOR_ENV)
-    (app_root / "shared" / ".env").chmod(0o600)
-    result = state(app_root, **env_args({".env": {"ENVIRONMENT": "aws"}}))
+    rid = install_release(app_root, current=True)
+    name = in_sync_set(app_root, rid, {"ENVIRONMENT": "aws", "OLD": "x"})
+    result = state(app_root, content_hash_of(rid), **env_args({".env": {"ENVIRONMENT": "aws"}}))
     assert result["env_in_sync"] is True and result["plan"]["env"] is False
-    assert result["env_files"][".env"]["kept"] == ["OLD", "POSTGRES_PASSWORD"]
-    assert result["env_summary"] == [".env: kept from the instance: OLD, POSTGRES_PASSWORD"]
+    assert result["plan"]["env_set"] == name and result["plan"]["new"] is False
+    assert result["env_files"][".env"]["kept"] == ["OLD"]
+    assert result["env_summary"] == [".env: kept from the instance: OLD",
+                                     f"env set {name} (unchanged)"]
 
 
 def test_superseded_alias_is_a_change(app_root, docker):
@@ -474,38 +572,41 @@ def test_superseded_alias_is_a_change(app_root, docker):
     assert result["plan"]["env"] is True
 
 
-def test_loose_mode_is_a_change(app_root, docker):
-    (app_root / "shared" / ".env").write_text("A=1\n")
-    (app_root / "shared" / ".env").chmod(0o644)
-    result = state(app_root, **env_args({".env": {"A": "1"}}))
+def test_loose_mode_of_the_set_is_a_change(app_root, docker):
+    rid = install_release(app_root, current=True)
+    name = in_sync_set(app_root, rid)
+    (app_root / "shared" / "env" / name / ".env").chmod(0o644)
+    result = state(app_root, content_hash_of(rid), **env_args({".env": {"A": "1"}}))
     assert result["env_files"][".env"]["loose_mode"] is True and result["plan"]["env"] is True
-    assert result["env_summary"] == [".env: mode made 0600"]
+    assert result["plan"]["env_set"] == name and result["plan"]["new"] is False
+    assert result["env_summary"][-1] == f"env set {name}: modes made 0700/0600"
 
 
-def test_missing_env_files_and_links_are_changes(app_root, docker):
+def test_missing_env_files_make_a_new_set_and_missing_links_are_fixed(app_root, docker):
     rid = install_release(app_root, current=True)
     docker.state["images"][f"{REPO}:{rid}"] = "sha256:rel"
     docker.save()
     docker.add_container(id="c1", image_id="sha256:rel", image=f"{REPO}:{rid}")
-    shared = app_root / "shared"
-    for name in (".env", ".env.aws"):
-        (shared / name).write_text("")
-        (shared / name).chmod(0o600)
-        (app_root / "releases" / rid / name).symlink_to(f"../../shared/{name}")
+    in_sync_set(app_root, rid, {})
     required = [".env", ".env.aws", ".env.db", "config/db.env"]
     result = state(app_root, content_hash_of(rid), **env_args({".env": {}}, required=required))
     assert result["env_missing"] == [".env.db", "config/db.env"]
+    assert result["plan"]["new"] is True and result["plan"]["env"] is True
+    assert result["plan"]["clone_from"] == rid
+    assert "created empty (0600): .env.db, config/db.env" in result["env_summary"]
+    # a set holding them exists, the release lacks the links: relinked, same release
+    content = {".env": "", ".env.aws": "", ".env.db": "", "config/db.env": ""}
+    name = install_env_set(app_root, content)
+    for rel in (".env", ".env.aws"):
+        (app_root / "releases" / rid / rel).unlink()
+        (app_root / "releases" / rid / rel).symlink_to(release_model.env_link_target(rel, name))
+    result = state(app_root, content_hash_of(rid), **env_args({".env": {}}, required=required))
+    assert result["plan"]["new"] is False and result["plan"]["env"] is True
     assert result["env_links_missing"] == [".env.db", "config/db.env"]
-    assert result["plan"]["env"] is True and result["plan"]["activate"] is True
-    assert result["env_summary"] == ["created empty (0600): .env.db, config/db.env",
-                                     "linked into the release: .env.db, config/db.env"]
-    (shared / ".env.db").write_text("")
-    (shared / "config").mkdir()
-    (shared / "config" / "db.env").write_text("")
-    (app_root / "releases" / rid / ".env.db").symlink_to("../../shared/.env.db")
-    (app_root / "releases" / rid / "config").mkdir()
-    (app_root / "releases" / rid / "config" / "db.env").symlink_to(
-        "../../../shared/config/db.env")
+    assert "linked into the release: .env.db, config/db.env" in result["env_summary"]
+    for rel in (".env.db", "config/db.env"):
+        (app_root / "releases" / rid / rel).parent.mkdir(exist_ok=True)
+        (app_root / "releases" / rid / rel).symlink_to(release_model.env_link_target(rel, name))
     result = state(app_root, content_hash_of(rid), **env_args({".env": {}}, required=required))
     assert result["plan"]["env"] is False and result["plan"]["activate"] is False
     assert result["env_missing"] == [] and result["env_links_missing"] == []
@@ -522,6 +623,8 @@ def test_adoption_plans_against_the_checkouts_env_files(tmp_path, docker):
     assert result["adoption_needed"] is True
     assert result["env_files"][".env"]["kept"] == ["OLD", "POSTGRES_PASSWORD"]
     assert result["env_missing"] == [".env.db"] and result["env_links_missing"] == []
+    assert result["plan"]["upload"] is True and result["plan"]["env"] is True
+    assert result["env_base"] == "checkout"
 
 
 def test_unreadable_env_file_fails_naming_its_line(app_root, docker):

@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from ansible_collections.atp.deploy.plugins.module_utils import release_model
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
     MANIFEST_NAME,
     verify_tree,
@@ -19,6 +20,7 @@ from ansible_collections.atp.deploy.plugins.modules import release_unpack
 from .module_runner import (
     APP_FILES,
     doc_spec_problems,
+    install_env_set,
     install_release,
     make_archive,
     run_module,
@@ -37,11 +39,14 @@ def app_root(tmp_path):
 
 
 def args(app_root, built, **extra) -> dict:
+    """Links into shared/ directly (env_set=shared, the layout before env sets) unless told."""
     return {
         "app_root": str(app_root),
         "archive": str(built["archive"]),
         "archive_sha256": built["sha256"],
         "release_id": built["release_id"],
+        "content_hash": built["content_hash"],
+        "env_set": "shared",
         "owner": USER,
         "group": GROUP,
         **extra,
@@ -145,12 +150,16 @@ def test_tree_not_matching_manifest_lists_problems(tmp_path, app_root):
     assert os.listdir(app_root / "releases") == []
 
 
-def test_release_id_must_match_archive_content(tmp_path, app_root):
+def test_archive_must_hold_the_planned_code(tmp_path, app_root):
     built = make_archive(tmp_path)
-    wrong = built["release_id"][:-12] + "ffffffffffff"
-    result = run_module(release_unpack, args(app_root, built, release_id=wrong))
+    result = run_module(release_unpack, args(app_root, built, content_hash="f" * 64))
     assert result["failed"] is True and "do not belong together" in result["msg"]
+    assert "\n" not in result["msg"]
     assert os.listdir(app_root / "releases") == []
+    # The id's hash part covers code + env: any id of the model fits the archive.
+    other = built["release_id"][:-12] + "ffffffffffff"
+    result = run_module(release_unpack, args(app_root, built, release_id=other))
+    assert "failed" not in result, result.get("msg")
 
 
 def test_bad_release_id_and_owner(tmp_path, app_root):
@@ -368,7 +377,7 @@ def test_hand_managed_checkout_becomes_release_zero(tmp_path, checkout, docker):
     aside = result["adopted_from"]
     assert aside.startswith(f"{checkout}.pre-ansible-") and aside.endswith("Z")
     # release zero sorts before the release being deployed
-    assert zid < built["release_id"] and release_unpack.release_plan.is_release_id(zid)
+    assert zid < built["release_id"] and release_unpack.release_model.is_release_id(zid)
     assert sorted(os.listdir(checkout)) == [".deploy.lock", "current", "deploy.log",
                                             "releases", "shared"]
     assert os.readlink(checkout / "current") == f"releases/{zid}"
@@ -638,3 +647,46 @@ def test_archive_shipping_secrets_is_rejected(tmp_path, app_root):
     built = make_archive(tmp_path, extra=[(evil("secrets/key.pem"), b"k")])
     result = run_module(release_unpack, args(app_root, built))
     assert result["failed"] is True and "must not be shipped" in result["msg"]
+
+
+# --------------------------------------------------------------------------- env sets
+
+
+def test_release_is_linked_into_its_env_set(tmp_path, app_root):
+    name = install_env_set(app_root, {".env": "A=1\n", ".env.aws": "", ".env.db": "",
+                                      "config/db.env": ""})
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(app_root, built, env_set=name, env_files=ALL_ENV))
+    assert "failed" not in result, result.get("msg")
+    release = app_root / "releases" / built["release_id"]
+    assert result["env_set"] == name and result["env_created"] == []
+    assert os.readlink(release / ".env") == f"../../shared/env/{name}/.env"
+    assert os.readlink(release / "config" / "db.env") == \
+        f"../../../shared/env/{name}/config/db.env"
+    assert os.readlink(release / "secrets") == "../../shared/secrets"
+    assert (release / ".env").read_text() == "A=1\n"
+    assert release_model.release_env(str(release)) == name
+    assert release_unpack.verify_existing(str(release)) == []
+    assert not (app_root / "shared" / ".env").exists()  # nothing written outside the set
+
+
+def test_an_env_set_lacking_a_file_or_missing_fails_before_unpacking(tmp_path, app_root):
+    name = install_env_set(app_root, {".env": "A=1\n"})
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(app_root, built, env_set=name))
+    assert result["failed"] is True and f"env set {name} lacks .env.aws" in result["msg"]
+    result = run_module(release_unpack, args(app_root, built, env_set="aaaaaaaaaaaa"))
+    assert result["failed"] is True and "env set aaaaaaaaaaaa is missing" in result["msg"]
+    result = run_module(release_unpack, args(app_root, built, env_set="../x"))
+    assert result["failed"] is True and "env_set must name an env set" in result["msg"]
+    assert not (app_root / "releases").exists()
+
+
+def test_without_env_set_no_link_is_made(tmp_path, app_root):
+    built = make_archive(tmp_path)
+    result = run_module(release_unpack, args(app_root, built, env_set=""))
+    assert "failed" not in result, result.get("msg")
+    release = app_root / "releases" / built["release_id"]
+    assert result["env_linked"] == [] and result["env_set"] is None
+    assert not os.path.lexists(release / ".env")
+    assert os.listdir(app_root / "shared") == []

@@ -1,6 +1,6 @@
 # Copyright: (c) 2025, ATP deploy
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters: atp.deploy.canonical_env and atp.deploy.render_env_file."""
+"""Filters: atp.deploy.canonical_env, atp.deploy.render_env_file and atp.deploy.mask_env."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible_collections.atp.deploy.plugins.module_utils import credentials
+from ansible_collections.atp.deploy.plugins.module_utils import credentials, masking
 
 # ansible-core >= 2.19 / < 2.19 vault-encrypted scalar types (neither subclasses str).
 _VAULT_TYPES = ("EncryptedString", "AnsibleVaultEncryptedUnicode")
@@ -51,9 +51,32 @@ def render_env_file(env: Mapping) -> str:
         raise AnsibleFilterError(str(exc)) from None
 
 
+def _pairs(env: object) -> list:
+    """(name, value) of {NAME: value} or of {file: {NAME: value}} (app_env_values)."""
+    if not isinstance(env, Mapping):
+        return []
+    pairs = []
+    for name, value in env.items():
+        if isinstance(value, Mapping):
+            pairs += _pairs(value)
+        elif value is not None and not isinstance(value, (list, tuple)):
+            pairs.append((str(name), str(_plain(value))))
+    return pairs
+
+
+def mask_env(text: object, *envs: object) -> object:
+    """text with every env value of envs masked (module_utils/masking.py rules) and compose's
+    env file errors cut: for failure messages the controller prints or records."""
+    masker = masking.Masker()
+    for env in envs:
+        masker.add_pairs(_pairs(env))
+    return masker.data(text)
+
+
 class FilterModule:
     """atp.deploy env filters."""
 
     def filters(self) -> dict:
         """Filter name -> callable."""
-        return {"canonical_env": canonical_env, "render_env_file": render_env_file}
+        return {"canonical_env": canonical_env, "render_env_file": render_env_file,
+                "mask_env": mask_env}

@@ -32,6 +32,7 @@ from ansible_collections.atp.deploy.plugins.module_utils import (
     deploy_lock,
     env_layout,
     fsutil,
+    release_model,
     release_plan,
 )
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
@@ -270,7 +271,7 @@ class Adopter:
         if free < need:
             raise AdoptionError(f"release zero needs about {need} MiB at {parent}, {free} MiB "
                                 "free; free disk space and re-run")
-        stamp = self.now.astimezone(timezone.utc).strftime(release_plan.STAMP_FORMAT)  # noqa: UP017
+        stamp = release_model.stamp(self.now)
         taken = {os.path.join(parent, n) for n in os.listdir(parent)}
         aside = release_plan.aside_path(self.app_root, stamp, taken)
         staging = release_plan.staging_path(self.app_root, stamp)
@@ -301,7 +302,7 @@ class Adopter:
         os.chown(staging, st.st_uid, st.st_gid)
         releases = os.path.join(staging, "releases")
         fsutil.makedirs_owned(releases, 0o755, self.uid, self.gid)
-        work = os.path.join(releases, ".zero" + release_plan.PARTIAL_SUFFIX)
+        work = os.path.join(releases, ".zero" + release_model.PARTIAL_SUFFIX)
 
         self.hook("release")
         os.mkdir(work, 0o755)
@@ -322,7 +323,11 @@ class Adopter:
             json.dump(manifest, fh, sort_keys=True)
         os.chown(os.path.join(work, MANIFEST_NAME), self.uid, self.gid)
         zero_stamp = release_plan.release_zero_stamp(self.now, self.next_release_id)
-        zero_id = f"{zero_stamp}-{chash[:12]}"
+        # Release zero links shared/ directly (the layout before env sets): its hash part is
+        # the code hash; the first deploy moves its env into an env set.
+        zero_id = release_model.make_id(
+            chash, release_model.LEGACY_ENV,
+            datetime.strptime(zero_stamp, release_model.STAMP_FORMAT))
         zero = os.path.join(releases, zero_id)
         os.rename(work, zero)
 
@@ -351,14 +356,15 @@ class Adopter:
         if plan["secrets"] or any(env_layout.under_secrets(r) for r in wanted):
             links.append(env_layout.SECRETS_NAME)
         env_layout.make_links(zero, links, self.uid, self.gid)
-        fsutil.atomic_symlink(f"releases/{zero_id}", os.path.join(staging, "current"),
+        fsutil.atomic_symlink(release_model.current_link_target(zero_id),
+                              os.path.join(staging, release_model.CURRENT_LINK),
                               self.uid, self.gid)
         lock = os.path.join(self.app_root, deploy_lock.LOCK_NAME)
         if os.path.isfile(lock) and not os.path.islink(lock):
             _copy_owned(lock, os.path.join(staging, deploy_lock.LOCK_NAME))
 
         self.hook("image")
-        ref = f"{self.image_repo}:{zero_id}"
+        ref = release_model.image_ref(self.image_repo, zero_id)
         image_id = self.tagger(ref)
         when = self.now.astimezone(timezone.utc).isoformat()  # noqa: UP017
         git_sha = read_git_sha(self.app_root)

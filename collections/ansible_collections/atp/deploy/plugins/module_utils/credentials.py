@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ansible_collections.atp.deploy.plugins.module_utils import dotenv
+
 CANONICAL_KEY = "EXCHANGE_CUSTOM_API_KEY"
 CANONICAL_SECRET = "EXCHANGE_CUSTOM_API_SECRET"
 CREDENTIAL_PAIRS: tuple[tuple[str, str], ...] = (
@@ -93,11 +95,9 @@ def _value_problem(name: str, value: object) -> str | None:
         return None
     if not isinstance(value, str):
         return f"{name} must be a string, integer or boolean (got {type(value).__name__})"
-    if any(ch in value for ch in ("\n", "\r", "\0")):
-        return f"the value of {name} contains a newline or NUL character"
-    if "'" in value:
-        return f"the value of {name} contains a single quote ('), which the env file cannot quote"
-    return None
+    # The env file writer's rule (quotes, newlines, $ are encoded; NUL and a trailing
+    # backslash are refused).
+    return dotenv.value_problem(name, value)
 
 
 def _name_problem(name: object) -> str | None:
@@ -131,5 +131,5 @@ def render_env_file(env: Mapping) -> str:
     """Render ``KEY='value'`` lines (sorted) under the managed-file header."""
     validate_env_names(env)
     lines = [ENV_HEADER]
-    lines.extend(f"{name}='{_render_value(env[name])}'" for name in sorted(env))
+    lines.extend(f"{name}={dotenv.quote_value(_render_value(env[name]))}" for name in sorted(env))
     return "\n".join(lines) + "\n"

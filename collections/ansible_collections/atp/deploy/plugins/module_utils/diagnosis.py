@@ -440,8 +440,10 @@ def findings(facts: dict) -> list[dict]:
     if disk.get("used_percent") is not None and limit and disk["used_percent"] >= limit:
         out.append(_finding(
             "disk_low", f"the filesystem of {disk.get('path')} is {disk['used_percent']}% full "
-            f"({disk.get('free_mb')} MiB free); prune old images (docker image prune -a) and "
-            "old releases", WARNING))
+            f"({disk.get('free_mb')} MiB free); free space without touching the images kept "
+            "for rollback: docker builder prune -f (build cache), docker image prune -f "
+            "(dangling images only), or keep fewer releases (-e deploy_keep_releases=N, at "
+            "least 2)", WARNING))
     return out
 
 

@@ -51,8 +51,9 @@ def inspect(ids: list[str], docker: str = "docker") -> list[str]:
     return [docker, "inspect", *ids]
 
 
-def image_ref(image_repo: str, release_id: str) -> str:
-    return f"{image_repo}:{release_id}"
+def tag(source: str, ref: str, docker: str = "docker") -> list[str]:
+    """``docker tag <source> <ref>`` (a release reusing the image built for the same code)."""
+    return [docker, "tag", source, ref]
 
 
 def compose(project: str, files: list[str], profile: str | None, *args: str,

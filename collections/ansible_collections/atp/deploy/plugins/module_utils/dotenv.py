@@ -7,13 +7,16 @@ and on the controller (the digests the plan compares). Errors name a file line a
 never a value.
 
 Parsing follows compose's dotenv reader: ``KEY=value`` (or ``KEY: value``), an optional
-``export`` prefix, ``#`` comment lines, blank lines; a value in single quotes is literal (may
-span lines), in double quotes it knows ``\\n``/``\\r``/``\\"`` escapes (may span lines), unquoted
+``export`` prefix, ``#`` comment lines, blank lines; a value in single quotes is literal but for
+``\\'`` (may span lines), in double quotes it knows compose's escapes (``\\n \\r \\t \\\\ \\" \\$``
+...; an unescaped ``$`` interpolates) and may span lines; a quote after an odd number of
+backslashes does not close the value; unquoted
 it runs to the end of the line, cut at `` #`` and right-trimmed; the last definition of a key
 wins; a line holding only a key takes the value from the environment.
 
 Merging keeps the file as the operator wrote it: keys the deploy passes get their value (the
-first definition is rewritten as ``KEY='value'``, later duplicates removed, a key not there is
+first definition is rewritten as ``KEY='value'`` or ``KEY="escaped"``, see quote_value, later
+duplicates removed, a key not there is
 appended); every other line -- comments, other keys -- stays byte for byte, unless
 ``replace`` drops the keys the deploy does not pass. ``supersedes`` maps a key the deploy passes
 to old aliases of it that are dropped whenever that key is passed (credential aliases).
@@ -57,19 +60,35 @@ def key_char(char: str) -> bool:
     return char.isalnum() or char in _KEY_EXTRA
 
 
-def _unescape_double(text: str) -> str:
-    """compose's escapes inside double quotes: \\n, \\r, \\X -> X (\\$ stays, no interpolation)."""
-    out, i = [], 0
+# compose's escapes inside double quotes (compose v2.26, proven in
+# tests/integration/test_lock_and_secrets.py); any other \X stays as written.
+_DOUBLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t",
+                   "v": "\v", "\\": "\\", '"': '"', "$": "$"}
+
+
+def _unescape_double(text: str) -> tuple[str, bool]:
+    """Inside double quotes -> (value, literal): compose's escapes; literal is False when an
+    unescaped ``$`` makes compose interpolate (\\$ is a literal dollar)."""
+    out, i, literal = [], 0, True
     while i < len(text):
         char = text[i]
-        if char == "\\" and i + 1 < len(text):
-            nxt = text[i + 1]
-            out.append({"n": "\n", "r": "\r", "$": "\\$"}.get(nxt, nxt))
+        if char == "\\" and i + 1 < len(text) and text[i + 1] in _DOUBLE_ESCAPES:
+            out.append(_DOUBLE_ESCAPES[text[i + 1]])
             i += 2
             continue
+        if char == "$":
+            literal = False
         out.append(char)
         i += 1
-    return "".join(out)
+    return "".join(out), literal
+
+
+def _escaped(text: str, pos: int) -> bool:
+    """The character at pos follows an odd number of backslashes."""
+    count = 0
+    while pos - count - 1 >= 0 and text[pos - count - 1] == "\\":
+        count += 1
+    return count % 2 == 1
 
 
 def _line_end(text: str, pos: int) -> int:
@@ -111,7 +130,7 @@ def _statement(text: str, start: int, line_no: int, where: str) -> tuple[Entry, 
             if close < 0:
                 raise DotenvError(f"{where} line {line_no}: the quoted value of {key} is never "
                                   "closed; close the quote")
-            if text[close - 1] != "\\":
+            if not _escaped(text, close):
                 break
             close += 1
         inner = text[pos + 1:close]
@@ -121,10 +140,9 @@ def _statement(text: str, start: int, line_no: int, where: str) -> tuple[Entry, 
             raise DotenvError(f"{where} line {line_no}: unexpected text after the quoted value "
                               f"of {key}; put one KEY=value per line")
         if quote == "'":
-            value, literal = inner, True
+            value, literal = inner.replace("\\'", "'"), True
         else:
-            value = _unescape_double(inner)
-            literal = "$" not in inner
+            value, literal = _unescape_double(inner)
         return Entry(key, value, literal, text[start:block_end], line_no), block_end
     raw_value = text[pos:end].rstrip("\n")
     cut = raw_value.find(" #")
@@ -216,12 +234,47 @@ def plan_file(text: str | None, want: dict[str, str], salt: str, replace: bool =
     return _report(existing, set(want), differs, replace, supersedes, text is not None)
 
 
+def value_problem(key: str, value: str) -> str | None:
+    """Why value cannot be written to an env file for key (one line, never the value), or
+    None. Refused: a NUL (no environment variable can hold one), a trailing backslash
+    (compose reads ``\\'`` as an escaped quote and swallows the next line: the failure that
+    printed a secret; shells and other dotenv readers disagree on it too), text that is not
+    valid UTF-8. Everything else is written (quote_value)."""
+    if "\0" in value:
+        return (f"the value of {key} contains a NUL character, which no environment variable "
+                "can hold; remove it")
+    if value.endswith("\\"):
+        return (f"the value of {key} ends with a backslash, which compose's env file parser "
+                "reads as escaping the closing quote (it then swallows the next line); remove "
+                "the trailing backslash")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"the value of {key} is not valid UTF-8 text; fix the value"
+    return None
+
+
+def quote_value(value: str) -> str:
+    """The value as compose's dotenv parser reads it back exactly (value_problem() is None).
+
+    Single quotes (taken literally: ``$``, ``#``, ``"``, backslashes inside stay as written)
+    unless the value holds a single quote, a newline or a carriage return; then double quotes
+    with the only escapes compose knows there: ``\\\\ \\" \\$ \\n \\r``.
+    """
+    if "'" not in value and "\n" not in value and "\r" not in value:
+        return f"'{value}'"
+    escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+               .replace("\n", "\\n").replace("\r", "\\r"))
+    return f'"{escaped}"'
+
+
 def render_line(key: str, value: str) -> str:
-    """``KEY='value'`` (literal for compose); a value with ' or a newline cannot be written."""
-    if "'" in value or "\n" in value or "\r" in value or "\0" in value:
-        raise DotenvError(f"the value of {key} contains a quote, newline or NUL character, "
-                          "which an env file line cannot hold; change the value")
-    return f"{key}='{value}'\n"
+    """``KEY='value'`` or ``KEY="escaped value"`` (quote_value); DotenvError (naming the key,
+    never the value) for a value no env file line can hold (value_problem)."""
+    problem = value_problem(key, value)
+    if problem:
+        raise DotenvError(problem)
+    return f"{key}={quote_value(value)}\n"
 
 
 def merge(text: str | None, want: dict[str, str], replace: bool = False,

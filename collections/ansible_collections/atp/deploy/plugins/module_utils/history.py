@@ -3,53 +3,29 @@
 """Release history and rollback target selection (pure, stdlib only).
 
 Joins the release directories, the last deploy.log record of each release and the release
-images into one list (newest first), and picks the release to roll back to.
+images into one list (newest first), and picks the release to roll back to. What a release is,
+which one was live before the current one and what counts as a good release: release_model.
 """
 
 from __future__ import annotations
 
 import json
 
-from ansible_collections.atp.deploy.plugins.module_utils.release_plan import is_release_id
+from ansible_collections.atp.deploy.plugins.module_utils import release_model
 
-GOOD_RESULTS = frozenset({"ok", "rolled_back"})
 SHOWN_IDS = 10
 INSPECT_BATCH = 50
 LIST_HINT = "list them with ansible-playbook playbooks/rollback.yml -e rollback_list=true"
-
-
-def last_records(log_records: list[dict]) -> dict[str, dict]:
-    """release id -> its last deploy.log record (later lines win)."""
-    last = {}
-    for record in log_records:
-        release = record.get("release")
-        if isinstance(release, str) and is_release_id(release):
-            last[release] = record
-    return last
-
-
-def record_is_good(record: dict | None) -> bool:
-    """Did the deploy recorded here leave this release serving?
-
-    ``ok`` does. ``rolled_back`` does when it was a rollback *to* the release (rollback.yml, no
-    error); a deploy that failed its checks and was rolled back *away from* the release is also
-    recorded as ``rolled_back`` (by deploy.yml, with the error) and does not.
-    """
-    if not record:
-        return False
-    result = str(record.get("result") or "").lower()
-    if result not in GOOD_RESULTS:
-        return False
-    return not (result == "rolled_back" and str(record.get("error") or "").strip())
 
 
 def build_history(releases: list[dict], log_records: list[dict], current: str | None,
                   image_ids: dict[str, str | None], image_repo: str) -> list[dict]:
     """One entry per release directory (partial ones left out), newest first.
 
-    releases: release_plan.describe_release_dir entries; image_ids: image ref -> id or None.
+    releases: release_model.read_releases entries (details for code_hash/env); image_ids:
+    image ref -> id or None.
     """
-    last = last_records(log_records)
+    last = release_model.last_records(log_records)
     by_id: dict[str, dict] = {}
     for rel in releases:
         if rel.get("partial"):
@@ -58,7 +34,7 @@ def build_history(releases: list[dict], log_records: list[dict], current: str | 
     history = []
     for rid in sorted(by_id, reverse=True):
         record = last.get(rid) or {}
-        ref = f"{image_repo}:{rid}"
+        ref = release_model.image_ref(image_repo, rid)
         image_id = image_ids.get(ref)
         complete = bool(by_id[rid].get("complete"))
         active = rid == current
@@ -69,23 +45,24 @@ def build_history(releases: list[dict], log_records: list[dict], current: str | 
             "image": ref,
             "image_exists": image_id is not None,
             "image_id": image_id,
+            "code_hash": by_id[rid].get("code_hash"),
+            "env": by_id[rid].get("env"),
             "git_sha": record.get("git_sha"),
             "result": record.get("result"),
             "finished": record.get("finished"),
             "operator": record.get("operator"),
             "rollback_target": (complete and not active and image_id is not None
-                                and record_is_good(record)),
+                                and release_model.is_good(record)),
         })
     return history
 
 
-def previous_release(history: list[dict]) -> str | None:
-    """The newest complete release other than current whose last deploy result is good
-    (ok or a rollback to it) and whose image still exists."""
-    for entry in history:  # newest first
-        if entry["rollback_target"]:
-            return entry["id"]
-    return None
+def previous_release(history: list[dict], log_records: list[dict],
+                     current: str | None) -> str | None:
+    """The release live before current (deploy.log order, release_model.previous) that can be
+    rolled back to: complete, its image still there, its last deploy good."""
+    targets = {e["id"] for e in history if e["rollback_target"]}
+    return release_model.previous(log_records, current, lambda rid: rid in targets)
 
 
 def _shown_ids(ids: list[str]) -> str:
@@ -96,16 +73,17 @@ def _shown_ids(ids: list[str]) -> str:
     return shown + (f" (+{extra} more)" if extra > 0 else "")
 
 
-def select_release(history: list[dict], current: str | None,
+def select_release(history: list[dict], log_records: list[dict], current: str | None,
                    select: str) -> tuple[dict | None, str | None]:
     """Resolve ``select`` ("previous" or a release id) -> (entry, None) or (None, failure)."""
     select = (select or "").strip()
     if select == "previous":
-        previous = previous_release(history)
+        previous = previous_release(history, log_records, current)
         if previous is None:
-            return None, (f"no previous release to roll back to: only {current or 'no release'} "
-                          f"is deployed (a rollback target needs a complete release, its image "
-                          f"and a deploy that ended ok); {LIST_HINT}")
+            return None, (f"no previous release to roll back to: expected a release that was "
+                          f"live before {current or 'the current one'} (deploy.log) and is "
+                          f"still complete, with its image and a deploy that ended ok, found "
+                          f"none; pick one with -e rollback_to=<release id>, {LIST_HINT}")
         return next(e for e in history if e["id"] == previous), None
     entry = next((e for e in history if e["id"] == select), None)
     if entry is None or not entry["complete"]:

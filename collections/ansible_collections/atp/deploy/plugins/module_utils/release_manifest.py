@@ -11,19 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import stat
-from datetime import datetime, timezone
 
 MANIFEST_NAME = ".release-manifest.json"
 MANIFEST_FORMAT = 1
 DEFAULT_VERIFY_IGNORE = (MANIFEST_NAME, ".env", ".env.aws")
 
 _CHUNK_SIZE = 1024 * 1024
-# timezone.utc rather than datetime.UTC: this file also runs on instance Pythons < 3.11.
-_UTC = timezone.utc  # noqa: UP017
-_RELEASE_ID_RE = re.compile(r"^\d{8}T\d{6}Z-([0-9a-f]{12})$")
-_HEX_RE = re.compile(r"^[0-9a-f]{12,}$")
 
 
 def normalize_mode(st_mode: int) -> int:
@@ -127,20 +121,3 @@ def verify_tree(
         if not _is_ignored(rel, ignore):
             problems.append(f"extra file: {rel}")
     return problems
-
-
-def release_id(content_hash: str, when: datetime) -> str:
-    """Return ``YYYYmmddTHHMMSSZ-<first 12 hex of content_hash>`` (naive ``when`` = UTC)."""
-    if not _HEX_RE.match(content_hash or ""):
-        raise ValueError("content hash must be at least 12 lowercase hex characters")
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_UTC)
-    return when.astimezone(_UTC).strftime("%Y%m%dT%H%M%SZ-") + content_hash[:12]
-
-
-def release_content_hash_prefix(release_id: str) -> str:
-    """Return the 12-hex content hash suffix of a release id; ValueError if malformed."""
-    match = _RELEASE_ID_RE.match(release_id or "")
-    if not match:
-        raise ValueError(f"not a release id: {release_id!r}")
-    return match.group(1)

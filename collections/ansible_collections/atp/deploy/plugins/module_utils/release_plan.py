@@ -2,162 +2,142 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Deciding logic of a deploy (pure functions, stdlib only).
 
-Given what release_state read on the instance, decide what the deploy has to do:
-upload / write env / build / activate. No I/O here.
+Given what release_state read on the instance, decide what the deploy has to do: which release
+serves (an existing one, or a new id made by release_model), whether its code must be uploaded
+or is already on the instance (an env-only change), whether its env set must be written,
+whether its image must be built or can be reused, whether it must be activated. No I/O here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
-    release_content_hash_prefix,
-)
+from ansible_collections.atp.deploy.plugins.module_utils import release_model
 
-PARTIAL_SUFFIX = ".partial"
 # A directory holding one of these (and no releases/) is a hand-managed checkout to adopt.
 ADOPTION_MARKERS = ("docker-compose.yml", ".git")
 ASIDE_INFIX = ".pre-ansible-"
 # The new layout is built beside app_root under this name, then swapped in.
 STAGING_INFIX = ".adopting-"
-STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
-RELEASE_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}$")
-HASH_PREFIX_LEN = 12
-ENV_REASON = "the env files must change: write them"
-SUCCESS_RESULTS = frozenset({"ok", "success", "succeeded", "deployed", "rolled_back"})
+ENV_REASON = "the env of the release must be written: a new env set"
 
 
-def is_release_id(name: str) -> bool:
-    return bool(RELEASE_ID_RE.match(name or ""))
+def env_change_token(base: str | None, env_plan: dict) -> str:
+    """The env identity of a release whose env set is not known before it is written (the
+    deploy changes values the instance only knows as salted digests): the base env and the
+    change, hashed. Unique per run (the digests are salted per run)."""
+    text = json.dumps({"base": base, "change": env_plan}, sort_keys=True, default=str)
+    return "change:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def hash_prefix(release_id: str) -> str | None:
-    """The content-hash prefix of a release id (via release_manifest), None if not parseable."""
-    try:
-        return release_content_hash_prefix(release_id)
-    except (ValueError, TypeError, IndexError):
-        return None
+def _release_by_id(releases: list[dict], rid: str | None) -> dict:
+    return next((r for r in releases if r.get("id") == rid and not r.get("partial")), {})
 
 
-def describe_release_dir(name: str, has_manifest: bool) -> dict | None:
-    """One entry of releases/ -> {id, content_hash, complete, partial}; None if not a release."""
-    partial = name.endswith(PARTIAL_SUFFIX)
-    release_id = name[: -len(PARTIAL_SUFFIX)] if partial else name
-    if not is_release_id(release_id):
-        return None
-    return {
-        "id": release_id,
-        "content_hash": hash_prefix(release_id),
-        "complete": bool(has_manifest and not partial),
-        "partial": partial,
-    }
-
-
-def release_from_link(target: str | None) -> str | None:
-    """`current` symlink target (relative or absolute) -> release id, or None."""
-    if not target:
-        return None
-    name = os.path.basename(os.path.normpath(target))
-    parent = os.path.basename(os.path.dirname(os.path.normpath(target)))
-    if parent != "releases" or not is_release_id(name):
-        return None
-    return name
-
-
-def find_existing_release(releases: list[dict], content_hash: str,
-                          current: str | None = None) -> str | None:
-    """The complete release holding content_hash; prefer `current`, else the newest id."""
-    prefix = (content_hash or "").lower()[:HASH_PREFIX_LEN]
-    if len(prefix) < HASH_PREFIX_LEN:
-        return None
-    matches = sorted(
-        r["id"] for r in releases if r.get("complete") and r.get("content_hash") == prefix
-    )
-    if not matches:
-        return None
-    if current in matches:
-        return current
-    return matches[-1]
-
-
-def parse_deploy_log(text: str) -> list[dict]:
-    """deploy.log (JSON lines) -> records; unreadable lines are skipped."""
-    records = []
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line:
+def _image(rid: str, own: str | None, siblings: list[str], image_of, image_repo: str,
+           reasons: list[str]) -> tuple[str | None, str | None, bool]:
+    """(image id the release will run, ref of an image to reuse, build?)."""
+    if own is not None:
+        return own, None, False
+    for sibling in siblings:
+        if sibling == rid:
             continue
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            records.append(value)
-    return records
+        image_id = image_of(sibling)
+        if image_id is not None:
+            ref = release_model.image_ref(image_repo, sibling)
+            reasons.append(f"the image of {sibling} (same code) is reused for {rid}: no build")
+            return image_id, ref, False
+    reasons.append("the release image is missing: build it")
+    return None, None, True
 
 
-def previous_release(log_records: list[dict], releases: list[dict],
-                     current: str | None) -> str | None:
-    """The release that was live before `current`.
-
-    First per deploy.log: the newest successful record whose release is not current and still
-    exists complete on disk. Else by name order: the newest complete release older than current
-    (or, with no current, the newest complete release).
-    """
-    complete = sorted(r["id"] for r in releases if r.get("complete"))
-    on_disk = set(complete)
-    for record in reversed(log_records):
-        release = record.get("release")
-        if not isinstance(release, str) or release == current or release not in on_disk:
-            continue
-        result = str(record.get("result", "ok")).lower()
-        if result in SUCCESS_RESULTS:
-            return release
-    older = [r for r in complete if current is None or r < current]
-    return older[-1] if older else None
-
-
-def compute_plan(existing_release: str | None, current_release: str | None,
-                 release_image_id: str | None, backend: list[dict],
-                 env_in_sync: bool) -> tuple[dict, list[str]]:
-    """Decide the deploy steps. Returns (plan, reasons).
-
-    backend: the containers of the project+service ({image_id, running, state, name}).
-    """
-    reasons = []
-    upload = existing_release is None
-    if upload:
-        reasons.append("no release on the instance holds this content: upload it")
-    build = release_image_id is None
-    if build:
-        reasons.append("the release image is missing: build it")
-    env = not env_in_sync
-    if env:
-        reasons.append(ENV_REASON)
-
+def _activation(rid: str, current: str | None, image_id: str | None, backend: list[dict],
+                reasons: list[str]) -> bool:
     activate = False
-    if existing_release is None or current_release != existing_release:
+    if current != rid:
         activate = True
-        reasons.append(f"current is {current_release or 'unset'}, not the release")
+        reasons.append(f"current is {current or 'unset'}, not {rid}")
     running = [c for c in backend if c.get("running")]
     if not running:
         activate = True
         reasons.append("no running backend container")
-    elif release_image_id is None or any(c.get("image_id") != release_image_id for c in running):
+    elif image_id is None or any(c.get("image_id") != image_id for c in running):
         activate = True
         reasons.append("the running backend container does not run the release image")
-    if env:
+    return activate
+
+
+def plan_release(code: str | None, releases: list[dict], current: str | None, env: dict,
+                 image_of, backend: list[dict], image_repo: str, now: datetime | None = None,
+                 links_missing=None, named: str | None = None) -> tuple[dict, list[str]]:
+    """Decide the deploy. Returns (plan, reasons).
+
+    code: the full code hash of the deploy's source (None with named).
+    releases: release_model.read_releases(details=True). current: the active release.
+    env: {target: the env (set name or LEGACY_ENV) the release runs with when it exists already,
+    else None (a new set is written); token: the env identity for a new id
+    (release_model.release_hash); write: env_files must write or fix the set; any: the env is
+    not managed by this deploy -- any release of this code serves, a new one links target}.
+    image_of(rid) -> image id or None. backend: the containers of project+service.
+    links_missing(rid, env) -> env links an existing release lacks.
+    named: plan the activation of this existing release (a rollback) instead.
+
+    The plan: release_id (always set), new (a new release dir), upload (its code is on no
+    release), clone_from (a release with the same code the new dir is made from), env (env_files
+    runs: a new set, a clone, links to fix), env_set (the env the release links when known),
+    build, image_from (ref of an image of the same code to tag instead of building), activate.
+    """
+    reasons: list[str] = []
+    links_missing = links_missing or (lambda _rid, _env: [])
+    target = env.get("target")
+    if named:
+        entry = _release_by_id(releases, named)
+        rid, new, upload, clone_from = named, False, False, None
+        target = entry.get("env")
+        code = entry.get("code_hash")
+        env_run = False
+    else:
+        siblings = release_model.same_code(releases, code, current)
+        if env.get("any"):
+            existing = siblings[0] if siblings else None
+        else:
+            existing = (release_model.find_release(releases, code, target, current)
+                        if target else None)
+        if existing:
+            rid, new, upload, clone_from = existing, False, False, None
+            if env.get("any"):
+                target = _release_by_id(releases, existing).get("env")
+            missing = links_missing(existing, target) if target else []
+            env_run = bool(env.get("write")) or bool(missing)
+            if missing:
+                reasons.append(f"{existing} lacks env links: " + ", ".join(missing))
+        else:
+            rid = release_model.make_id(code, env.get("token"), now)
+            new = True
+            upload = not siblings
+            clone_from = None if upload else siblings[0]
+            env_run = bool(env.get("write")) or target is None or clone_from is not None
+            if upload:
+                reasons.append("no release on the instance holds this code: upload it")
+            else:
+                reasons.append(f"the code is on the instance ({clone_from}): new release {rid} "
+                               "made from it, with its own env")
+            if env.get("write") or target is None:
+                reasons.append(ENV_REASON)
+    siblings = release_model.same_code(releases, code, current) if code else []
+    own = None if new else image_of(rid)
+    image_id, image_from, build = _image(rid, own, siblings, image_of, image_repo, reasons)
+    activate = True if new else _activation(rid, current, image_id, backend, reasons)
+    if new:
+        reasons.append(f"new release {rid}: activate it")
+    if env_run and not activate and not named:
         activate = True
-    plan = {
-        "upload": upload,
-        "release_id": existing_release,
-        "env": env,
-        "build": build,
-        "activate": activate,
-    }
+    plan = {"release_id": rid, "new": new, "upload": upload, "clone_from": clone_from,
+            "env": env_run, "env_set": target, "build": build, "image_from": image_from,
+            "activate": activate}
     return plan, reasons
 
 
@@ -185,17 +165,15 @@ def aside_path(app_root: str, stamp: str, taken: set[str] | frozenset[str] = fro
 def release_zero_stamp(now: datetime, next_release_id: str | None = None) -> str:
     """UTC stamp of release zero (the adopted hand-managed checkout).
 
-    The adoption time, but always before the release being deployed (its id was named a few
-    seconds earlier on the controller), so release zero sorts as the older one.
+    The adoption time, but always before the release being deployed (its id was made a few
+    seconds earlier by release_state), so release zero sorts as the older one.
     """
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)  # noqa: UP017
-    now = now.astimezone(timezone.utc)  # noqa: UP017
-    if next_release_id and is_release_id(next_release_id):
-        nxt = datetime.strptime(next_release_id[:16], STAMP_FORMAT).replace(
-            tzinfo=timezone.utc)  # noqa: UP017
-        now = min(now, nxt - timedelta(seconds=1))
-    return now.strftime(STAMP_FORMAT)
+    # Whole seconds, naive UTC (release_model.stamp reads a naive time as UTC).
+    when = datetime.strptime(release_model.stamp(now), release_model.STAMP_FORMAT)
+    if next_release_id and release_model.is_release_id(next_release_id):
+        before = release_model.built_at(next_release_id).replace(tzinfo=None)
+        when = min(when, before - timedelta(seconds=1))
+    return release_model.stamp(when)
 
 
 def staging_path(app_root: str, stamp: str) -> str:

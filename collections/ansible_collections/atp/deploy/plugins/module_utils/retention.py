@@ -7,8 +7,9 @@ deploy_record does the removing; everything that decides is here, without I/O.
 
 from __future__ import annotations
 
-from ansible_collections.atp.deploy.plugins.module_utils.release_plan import (
+from ansible_collections.atp.deploy.plugins.module_utils.release_model import (
     PARTIAL_SUFFIX,
+    is_env_set,
     is_release_id,
 )
 
@@ -28,9 +29,10 @@ def select_prune(releases: list[dict], keep: int, current: str | None = None,
                  protect: tuple[str, ...] | list[str] = ()) -> list[str]:
     """Ids of the complete releases to remove, oldest first.
 
-    Kept: the newest ``keep`` complete releases (by id, which starts with the UTC time), the
-    release ``current`` points to, and every id in ``protect``. Incomplete and partial
-    directories are never selected here (see stale_partials).
+    Kept: the newest ``keep`` complete releases (by id, which starts with the UTC time they were
+    made), the release ``current`` points to, and every id in ``protect`` (the deployed one, the
+    one live before current). Incomplete and partial directories are never selected here (see
+    stale_partials).
     """
     if keep < MIN_KEEP:
         raise ValueError(keep_problem(keep))
@@ -39,6 +41,16 @@ def select_prune(releases: list[dict], keep: int, current: str | None = None,
     if current:
         kept.add(current)
     return [rid for rid in complete if rid not in kept]
+
+
+def select_env_prune(names: list[str], linked) -> list[str]:
+    """Env set names (of shared/env entries) that no remaining release links, sorted.
+
+    linked: the envs the releases kept link (release_model.env_links values); anything that is
+    not an env set name (temporary dirs, other files) is never selected here.
+    """
+    keep = {name for name in linked if name}
+    return sorted(name for name in names if is_env_set(name) and name not in keep)
 
 
 def stale_partials(entries: list[tuple[str, float]], now: float,

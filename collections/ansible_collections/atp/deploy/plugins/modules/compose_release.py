@@ -70,7 +70,14 @@ options:
     type: str
     default: ""
   build_time:
-    description: Passed as build arg C(BUILD_TIME) (omitted when empty).
+    description: Passed as build arg C(BUILD_TIME); empty takes the release id's time
+      (release model).
+    type: str
+    default: ""
+  image_from:
+    description: The image of a release holding the same code (release_state's
+      C(plan.image_from)); when the release image is missing it is tagged from this one
+      (C(docker tag)) instead of a build - an env-only change reuses the built image.
     type: str
     default: ""
   build_log_lines:
@@ -114,6 +121,17 @@ options:
       condition.
     type: int
     default: 180
+  lock_token:
+    description:
+      - This run's deploy lock token (release_state I(lock.token)). When set, the call first
+        checks that the run still holds the deploy lock and renews its expiry; when the lock is
+        gone or held by another run it fails at once with C(lock_lost=true), changing nothing.
+      - Empty (the default, and in check mode) skips the check.
+    type: str
+    default: ""
+  lock_file:
+    description: The deploy lock file; defaults to C(<app_root>/.deploy.lock).
+    type: path
 notes:
   - Supports check mode; it then only runs read-only docker commands (image inspect, ps,
     inspect) and reports C(would_build), C(would_activate), C(would_check_routes) and
@@ -168,6 +186,10 @@ built:
   description: Whether the image was built.
   returned: always
   type: bool
+tagged_from:
+  description: The image ref the release image was tagged from (I(image_from)), or null.
+  returned: always
+  type: str
 recreated:
   description: Whether the backend container id changed (or it was started).
   returned: always
@@ -218,11 +240,13 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     compose_deps,
+    deploy_lock,
     docker_cmd,
     docker_read,
     fsutil,
+    masking,
     proc,
-    release_plan,
+    release_model,
     route_gate,
 )
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
@@ -288,6 +312,7 @@ ARGUMENT_SPEC = {
     "compose_file": {"type": "str", "default": "docker-compose.yml"},
     "git_sha": {"type": "str", "default": ""},
     "build_time": {"type": "str", "default": ""},
+    "image_from": {"type": "str", "default": ""},
     "build_log_lines": {"type": "int", "default": 15},
     "command_timeout": {"type": "int", "default": 900},
     "route_gate": {"type": "bool", "default": True},
@@ -296,6 +321,7 @@ ARGUMENT_SPEC = {
     "expected_routes": {"type": "list", "elements": "str", "default": []},
     "dependencies": {"type": "list", "elements": "dict", "default": []},
     "dependency_timeout": {"type": "int", "default": 180},
+    **deploy_lock.MODULE_ARGS,
 }
 
 
@@ -324,12 +350,12 @@ def main() -> None:
     p = module.params
     app_root, rid, service, project = p["app_root"], p["release_id"], p["service"], \
         p["project_name"]
-    ref = docker_cmd.image_ref(p["image_repo"], rid) if rid else ""
-    current_link = os.path.join(app_root, "current")
-    previous = release_plan.release_from_link(fsutil.read_link_target(current_link))
+    ref = release_model.image_ref(p["image_repo"], rid) if rid else ""
+    current_link = release_model.current_link_path(app_root)
+    previous = release_model.current(app_root)
     result = {"changed": False, "release_id": rid, "previous_release": previous, "image_ref": ref,
               "image_id": None, "container_id": None, "container_name": None, "built": False,
-              "recreated": False, "switched": False,
+              "recreated": False, "switched": False, "tagged_from": None,
               "route_gate": {"checked": False, "routes": 0, "missing": []},
               "dependencies": []}
     untouched = ("the running container was not touched and current still points at "
@@ -339,19 +365,27 @@ def main() -> None:
     def fail(msg: str) -> None:
         module.fail_json(msg=msg, **result)
 
+    # Build, gate, up and dependency output can quote env values: masked in all we return.
+    masking.protect(module, masking.for_release(app_root, os.path.join(
+        app_root, "releases", rid or "none")))
+    lock_file = deploy_lock.module_lock_file(p, app_root)
+    deploy_lock.hold(module, lock_file, p["lock_token"], "compose_release", result)
     try:
         expected, (app_module, app_attr), deps = check_params(p)
     except ValueError as exc:
         fail(str(exc))
     log_lines = p["build_log_lines"]
-    if not release_plan.is_release_id(rid):
-        fail(f"release_id must look like 20261124T101500Z-<12 hex>, got {rid!r}; pass "
-             "plan.release_id from release_state or the id of the uploaded archive")
-    release_dir = os.path.join(app_root, "releases", rid)
-    if not os.path.isfile(os.path.join(release_dir, MANIFEST_NAME)):
+    problem = release_model.id_problem(rid)
+    if problem:
+        fail(problem)
+    release_dir = release_model.release_path(app_root, rid)
+    # In check mode a new release is not made (release_unpack / env_files only report): what
+    # activating it would do is still reported.
+    unpacked = os.path.isfile(os.path.join(release_dir, MANIFEST_NAME))
+    if not unpacked and not module.check_mode:
         fail(f"release {rid} is not unpacked: expected {release_dir}/{MANIFEST_NAME}, not "
              "found; run release_unpack first")
-    if not os.path.isfile(os.path.join(release_dir, p["compose_file"])):
+    if unpacked and not os.path.isfile(os.path.join(release_dir, p["compose_file"])):
         fail(f"release {rid} has no {p['compose_file']} in {release_dir}; expected the app's "
              "compose file in the archive, rebuild the archive")
     if os.path.lexists(current_link) and not os.path.islink(current_link):
@@ -367,7 +401,7 @@ def main() -> None:
     image_id = dk.image_id(ref)
     before = dk.service_containers(service)
     before_running = {c["id"] for c in before if c["running"]}
-    link_target = os.path.join("releases", rid)
+    link_target = release_model.current_link_target(rid)
     needs_switch = fsutil.read_link_target(current_link) != link_target
 
     def would_activate(img: str | None) -> bool:
@@ -375,6 +409,9 @@ def main() -> None:
         return needs_switch or not before_running or img is None or bool(stale)
 
     if module.check_mode:
+        if image_id is None and p["image_from"]:
+            image_id = dk.image_id(p["image_from"])
+            result["tagged_from"] = p["image_from"] if image_id else None
         activate = would_activate(image_id)
         entries = []
         for dep in deps:
@@ -392,7 +429,8 @@ def main() -> None:
         module.exit_json(**result)
 
     st = os.stat(release_dir)
-    override = docker_cmd.override_text(service, ref, p["git_sha"], p["build_time"]).encode()
+    build_time = p["build_time"] or release_model.build_time(rid)
+    override = docker_cmd.override_text(service, ref, p["git_sha"], build_time).encode()
     override_path = os.path.join(release_dir, docker_cmd.OVERRIDE_NAME)
     try:
         if fsutil.file_differs(override_path, override, 0o644, st.st_uid, st.st_gid):
@@ -400,7 +438,11 @@ def main() -> None:
     except OSError as exc:
         fail(f"writing {override_path} failed: {exc.strerror or exc}; check permissions/disk")
 
-    # 1. Build (only when the release image is missing).
+    # 1. The image: a release of the same code (an env-only change) reuses the image built for
+    #    it, tagged for this release; else build (only when the release image is missing).
+    if image_id is None and p["image_from"]:
+        image_id = tag_image(dk, p["image_from"], ref, untouched)
+        result["tagged_from"] = p["image_from"]
     if image_id is None:
         argv = docker_cmd.compose_build(project, files, p["profile"], service, docker)
         rc, out, _err = proc.run(argv, cwd=release_dir, env_update=BUILD_ENV,
@@ -412,6 +454,8 @@ def main() -> None:
             fail("\n".join([f"docker build for release {rid} {how}:", *excerpt,
                             f"{untouched}; fix the build and re-run"]))
         result["built"] = True
+        # A build can take long: still ours before anything is switched?
+        deploy_lock.hold(module, lock_file, p["lock_token"], "compose_release", result)
         image_id = dk.image_id(ref)
         if image_id is None:
             fail(f"docker build for release {rid} succeeded but image {ref} is missing; expected "
@@ -464,6 +508,18 @@ def main() -> None:
         fail(f"container {container['name']} runs image {container['image_id']}, expected "
              f"{image_id} (release {rid}); check the service's image in the compose files")
     module.exit_json(**result)
+
+
+def tag_image(dk: Docker, source: str, ref: str, untouched: str) -> str:
+    """``docker tag <source> <ref>``; the image id of ref, or fail naming the cause."""
+    rc, out, err = proc.run(docker_cmd.tag(source, ref, dk.docker), timeout=READ_TIMEOUT,
+                            merge_stderr=True)
+    image_id = dk.image_id(ref) if rc == 0 else None
+    if image_id is None:
+        dk.fail(f"tagging {source} as {ref} (same code, no build) failed (exit {rc}): "
+                f"{docker_cmd.first_line(err or out)}; {untouched}; re-run the deploy (it "
+                "builds when that image is gone)")
+    return image_id
 
 
 def run_gate(module: AnsibleModule, dk: Docker, p: dict, release_dir: str, files: list[str],

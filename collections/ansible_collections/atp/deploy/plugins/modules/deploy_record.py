@@ -21,10 +21,19 @@ description:
     their image C(<image_repo>:<id>) with a plain C(docker image rm) (never forced; a missing
     image is fine; an image a container still uses is kept, with its release, and a warning),
     then the release dir (C(rm -r)). C(releases/*.partial) dirs older than one hour are removed
-    too. Pruning problems are warnings, never failures: the deploy itself is over."
+    too. The release live before the active one (deploy.log order) is kept as well. Then every
+    env set (C(shared/env/<set>)) no remaining release links is removed (the active and the
+    previous release's sets stay with them). Pruning problems are warnings, never failures:
+    the deploy itself is over."
   - "Unlock (when I(unlock_token) is given): last, C(<dir of log_file>/.deploy.lock) is removed
     if it holds that token, never another run's lock. When this call fails, the lock of
     I(unlock_token) is still released (the run ends here)."
+  - "Lock lost: when the lock no longer holds I(unlock_token) (expired and taken over, broken,
+    released by hand), the line is still appended (with C(lock) saying so) but nothing is
+    pruned or unlocked, and the call fails with C(lock_lost=true): another run owns the
+    instance now."
+  - Every string of I(record) (e.g. C(error), a failed step's output) is masked with the values
+    of the env files on the instance before it is written or returned.
 version_added: "1.0.0"
 author: atp.deploy contributors
 options:
@@ -42,6 +51,7 @@ options:
     description: This run's deploy lock token (see release_state I(lock.token)); omit to keep
       the lock.
     type: str
+    aliases: [lock_token]
   keep_releases:
     description:
       - How many newest complete releases (and their images) to keep; at least 2 (the active
@@ -104,6 +114,11 @@ pruned_images:
   type: list
   elements: str
   sample: [automated-trading-platform-backend-aws:20261101T090000Z-0123456789ab]
+pruned_env_sets:
+  description: Env sets removed from C(shared/env/) (no remaining release linked them).
+  returned: always
+  type: list
+  elements: str
 unlocked:
   description: Whether this run's deploy lock was released.
   returned: always
@@ -120,10 +135,11 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     deploy_lock,
     docker_cmd,
+    env_layout,
     fsutil,
+    masking,
     proc,
-    release_dirs,
-    release_plan,
+    release_model,
     retention,
 )
 
@@ -139,7 +155,7 @@ def build_record(record: dict, now: datetime) -> dict:
 def scan_releases(releases_dir: str) -> tuple[list[dict], list[tuple[str, float]]]:
     """(release dirs as describe_release_dir entries, [(partial dir name, mtime)])."""
     found, partials = [], []
-    for entry, described in release_dirs.release_entries(releases_dir):
+    for entry, described in release_model.release_entries(releases_dir):
         found.append(described)
         if described["partial"]:
             partials.append((entry.name, entry.stat(follow_symlinks=False).st_mtime))
@@ -148,7 +164,7 @@ def scan_releases(releases_dir: str) -> tuple[list[dict], list[tuple[str, float]
 
 def remove_release_dir(path: str) -> None:
     """rm -r, first renamed to <id>.partial so an interrupted removal is cleaned up later."""
-    doomed = path + release_plan.PARTIAL_SUFFIX
+    doomed = path + release_model.PARTIAL_SUFFIX
     if os.path.lexists(doomed):
         shutil.rmtree(doomed)
     os.rename(path, doomed)
@@ -163,14 +179,45 @@ class Pruner:
         self.image_repo = image_repo
         self.pruned: list[str] = []
         self.pruned_images: list[str] = []
+        self.pruned_env_sets: list[str] = []
 
     def plan(self, keep: int, protect: list[str]) -> tuple[list[str], list[str]]:
         releases, partials = scan_releases(self.releases_dir)
-        current = release_plan.release_from_link(
-            fsutil.read_link_target(os.path.join(self.app_root, "current")))
-        doomed = retention.select_prune(releases, keep, current, protect)
+        current = release_model.current(self.app_root)
+        complete = release_model.complete_ids(releases)
+        # The release live before current (deploy.log order) is a rollback target: kept.
+        previous = release_model.previous(release_model.read_deploy_log(self.app_root),
+                                          current, lambda rid: rid in complete)
+        doomed = retention.select_prune(releases, keep, current,
+                                        [*protect, *([previous] if previous else [])])
         stale = retention.stale_partials(partials, time.time())
         return doomed, stale
+
+    def prune_env_sets(self, protect: list[str]) -> None:
+        """Remove the env sets no release links any more (those of the releases kept, the
+        active and the previous one among them, stay) and stale temporary set dirs."""
+        try:
+            entries = env_layout.list_sets(self.app_root)
+            linked = set()
+            for entry, _described in release_model.release_entries(self.releases_dir):
+                linked |= set(release_model.env_links(entry.path).values())
+            for rid in protect:
+                linked.add(release_model.release_env(
+                    release_model.release_path(self.app_root, rid)))
+            doomed = retention.select_env_prune([name for name, _ in entries], linked)
+            doomed += env_layout.stale_partial_sets(entries)
+        except OSError as exc:
+            self.module.warn(f"not pruning env sets: reading {self.app_root} failed: {exc}")
+            return
+        for name in doomed:
+            try:
+                env_layout.remove_set(self.app_root, name)
+            except (OSError, ValueError) as exc:
+                self.module.warn(f"could not remove env set {name}: {exc}; remove "
+                                 f"{release_model.env_sets_path(self.app_root)}/{name} by hand")
+                continue
+            if release_model.is_env_set(name):
+                self.pruned_env_sets.append(name)
 
     def remove_image(self, docker: str, ref: str) -> bool:
         """True when the release may go (image removed or already gone)."""
@@ -192,7 +239,7 @@ class Pruner:
 
     def run(self, docker: str | None, doomed: list[str], stale: list[str]) -> None:
         for rid in doomed:
-            ref = docker_cmd.image_ref(self.image_repo, rid)
+            ref = release_model.image_ref(self.image_repo, rid)
             if docker is None:
                 self.module.warn(f"kept release {rid}: docker CLI not found, cannot tell "
                                  f"whether a container uses {ref}; install docker")
@@ -216,7 +263,7 @@ class Pruner:
 ARGUMENT_SPEC = {
     "log_file": {"type": "path", "default": "/home/ubuntu/automated-trading-platform/deploy.log"},
     "record": {"type": "dict", "required": True},
-    "unlock_token": {"type": "str", "no_log": False},
+    "unlock_token": {"type": "str", "no_log": False, "aliases": ["lock_token"]},
     "keep_releases": {"type": "int"},
     "app_root": {"type": "path"},
     "image_repo": {"type": "str", "default": "automated-trading-platform-backend-aws"},
@@ -238,7 +285,21 @@ def main() -> None:
     token = p["unlock_token"] or None
     keep = p["keep_releases"]
     protect = [r for r in (p["protect"] or []) if r]
-    result = {"pruned": [], "pruned_images": [], "unlocked": False}
+    result = {"pruned": [], "pruned_images": [], "pruned_env_sets": [], "unlocked": False}
+    # A failed step's error text may quote env values: never into deploy.log or the output.
+    masker = masking.protect(module, masking.for_release(
+        app_root, os.path.join(app_root, "releases", str(record.get("release") or "none"))))
+    record = masker.data(record)
+    lost = None  # (the lock now in place,) when this run no longer holds its lock
+    if token and not module.check_mode and os.path.isdir(directory):
+        try:
+            ours, current = deploy_lock.renew(lock_file, token, "deploy_record")
+        except OSError:
+            ours, current = True, None  # releasing it below reports the problem
+        if not ours:
+            lost = (current,)
+            record["lock"] = deploy_lock.lost_message(current)
+            keep = None  # another run owns the instance now: prune nothing
 
     def fail(msg: str) -> None:
         """This call ends the run: release our lock even when failing, then fail."""
@@ -272,7 +333,7 @@ def main() -> None:
         held = deploy_lock.read_lock(lock_file)
         result.update(
             pruned=doomed,
-            pruned_images=[docker_cmd.image_ref(p["image_repo"], rid) for rid in doomed],
+            pruned_images=[release_model.image_ref(p["image_repo"], rid) for rid in doomed],
             unlocked=bool(token and held and held.get("token") == token),
         )
         module.exit_json(changed=True, line=fsutil.json_line(record),
@@ -283,9 +344,16 @@ def main() -> None:
         fail(f"appending to {log_file} failed: {exc.strerror or exc}; check "
              "permissions and disk")
 
+    if lost is not None:
+        module.fail_json(msg=deploy_lock.lost_message(lost[0]), lock_lost=True, line=line,
+                         created=created, lock_holder=deploy_lock.public_view(lost[0]),
+                         **result)
     if doomed or stale:
         pruner.run(module.get_bin_path("docker"), doomed, stale)
-    result.update(pruned=pruner.pruned, pruned_images=pruner.pruned_images)
+    if keep is not None:
+        pruner.prune_env_sets(protect)
+    result.update(pruned=pruner.pruned, pruned_images=pruner.pruned_images,
+                  pruned_env_sets=pruner.pruned_env_sets)
 
     if token:
         try:

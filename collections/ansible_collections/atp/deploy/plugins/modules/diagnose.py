@@ -14,8 +14,9 @@ from ansible_collections.atp.deploy.plugins.module_utils import (
     docker_cmd,
     docker_read,
     fsutil,
+    masking,
     proc,
-    release_plan,
+    release_model,
 )
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
     MANIFEST_NAME,
@@ -36,7 +37,8 @@ description:
   - The routes registered INSIDE each running backend container (C(docker exec <container>
     python3 -c ...) imports I(app_import) and walks C(app.routes), nested routers included),
     compared with I(expected_routes).
-  - The variable NAMES set in each of I(env_files) under C(<app_root>/shared) (never values),
+  - The variable NAMES set in each of I(env_files) of the active release (read through its
+    links into its env set C(shared/env/<set>/); C(<app_root>/shared) without one; never values),
     and which exchange credential alias resolves (C(EXCHANGE_CUSTOM_API_KEY/SECRET), then
     C(CRYPTO_COM_API_*), then C(CRYPTOCOM_API_*); a pair counts only when both are non-empty).
   - The last I(log_lines) log lines of the backend container, with every env file value of
@@ -84,7 +86,7 @@ options:
     type: str
     default: "app.main:app"
   env_files:
-    description: Env files under C(<app_root>/shared), in the order compose reads them.
+    description: Env files of the active release (its env set), in the order compose reads them.
     type: list
     elements: str
     default: [.env, .env.aws]
@@ -271,7 +273,7 @@ def deploy_log_records(text: str | None) -> list[dict]:
         line = line.strip()
         if not line:
             continue
-        parsed = release_plan.parse_deploy_log(line)
+        parsed = release_model.parse_deploy_log(line)
         records.append(parsed[0] if parsed else {"raw": line[:500]})
     return records
 
@@ -406,10 +408,15 @@ def main() -> None:
     expected = check_params(module)
     app_root = p["app_root"]
 
-    # Env files first: their values are what must be masked everywhere else.
-    env_info, parsed, pairs = read_env_files(os.path.join(app_root, "shared"),
-                                             p["env_files"])
+    # Env files first: their values are what must be masked everywhere else. They are the
+    # active release's (its links lead into its env set), shared/ without an active release.
+    release = release_model.current(app_root)
+    env_root = (release_model.release_path(app_root, release) if release
+                else release_model.shared_path(app_root))
+    env_info, parsed, pairs = read_env_files(env_root, p["env_files"])
     secrets = diagnosis.secrets_to_mask(pairs)
+    # Everything returned is masked with every env value on the instance (any release's).
+    masking.protect(module, masking.for_release(app_root, env_root, pairs).add(secrets))
     # Second line of defence: Ansible scrubs these from the whole result as well.
     for name, value in pairs:
         if str(value).strip() and diagnosis.SECRET_NAME_RE.search(name) \
@@ -417,14 +424,9 @@ def main() -> None:
             module.no_log_values.add(str(value))
     creds = diagnosis.resolve_alias(diagnosis.merged_set_names(parsed))
 
-    releases_dir = os.path.join(app_root, "releases")
-    releases = sorted(
-        entry.name for entry in (os.scandir(releases_dir) if os.path.isdir(releases_dir) else [])
-        if entry.is_dir(follow_symlinks=False) and release_plan.is_release_id(entry.name)
-    )
-    release = release_plan.release_from_link(
-        fsutil.read_link_target(os.path.join(app_root, "current")))
-    release_dir = os.path.join(releases_dir, release) if release else None
+    releases = sorted(r["id"] for r in release_model.read_releases(app_root)
+                      if not r["partial"])
+    release_dir = release_model.release_path(app_root, release) if release else None
     manifest = read_json(os.path.join(release_dir, MANIFEST_NAME)) if release_dir else None
     override = (read_json(os.path.join(release_dir, docker_cmd.OVERRIDE_NAME))
                 if release_dir else None)
@@ -435,7 +437,7 @@ def main() -> None:
     docker_bin = module.get_bin_path("docker")
     docker_error = None
     containers, image_id = [], None
-    ref = docker_cmd.image_ref(p["image_repo"], release) if release else None
+    ref = release_model.image_ref(p["image_repo"], release) if release else None
     dk = Docker(docker_bin, p["command_timeout"]) if docker_bin else None
     if dk is None:
         docker_error = "docker CLI not found in PATH"

@@ -1,41 +1,60 @@
 #!/usr/bin/python
 # Copyright: atp.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Merge the deploy's env values onto the shared env files, create the missing ones, link them
-into the release: atomically, only what differs, in one call."""
+"""Write the env set of a release (the deploy's values merged onto the active release's env)
+and link it into the release, in one call; an env-only change first makes the release's code
+dir from the release holding that code."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: env_files
-short_description: Merge env values onto the shared env files, link every env file into a release
+short_description: Write a release's env set (values merged onto the active env) and link it
 description:
-  - For each file of I(files), the deploy's values are merged onto the file on the instance,
-    as compose reads it (C(KEY=value), quotes, C(export) prefix, comments). A key the deploy
-    passes gets its value (written C(KEY='value')); a key only on the instance is kept, its
-    line untouched, and named in C(kept); with I(replace) it is dropped and named in
-    C(dropped). A key listed in I(supersedes) under a key the deploy passes (an old alias of
-    it) is always dropped. Comments and the order of the operator's lines stay.
-  - A file is written (temp file, fsync, rename) only when its content, mode or owner differ;
-    a file that is missing is created with a header line and the deploy's keys.
-  - Every path of I(ensure) missing in I(dest) is created empty (mode I(mode), owner:group).
-  - With I(release_dir), every path of I(ensure) and I(files) is linked from the release into
-    I(dest) (C(.env -> ../../shared/.env); paths under C(secrets/) through the
-    C(secrets -> ../../shared/secrets) link), unless the release ships that file itself.
-  - Creates I(dest) with mode 0750 (missing parents 0755), owned by owner:group, when missing.
+  - A release is code + env. Its env files live in an env set, C(<app_root>/shared/env/<set>/)
+    (0700 directories, 0600 files, owner:group), named by the hash of its content and never
+    changed afterwards; the release links each of them
+    (C(releases/<id>/.env -> ../../shared/env/<set>/.env)), so activating a release (a deploy,
+    an automatic rollback, C(rollback.yml)) activates its env too.
+  - "The merge base is the env of the active release (C(current)): its env set, or
+    C(shared/<file>) directly for a release made before env sets (those files are read, never
+    written: the first deploy moves them into a set without losing a value), or C(shared/)
+    without an active release."
+  - For each file of I(files), the deploy's values are merged onto the base file, as compose
+    reads it (C(KEY=value), quotes, C(export) prefix, comments). A key the deploy passes gets
+    its value (written C(KEY='value')); a key only in the base is kept, its line untouched, and
+    named in C(kept); with I(replace) it is dropped and named in C(dropped). A key listed in
+    I(supersedes) under a key the deploy passes (an old alias of it) is always dropped.
+  - Every other env file of I(ensure) (not under C(secrets/), which stays operator-managed in
+    C(shared/secrets), linked as a whole) is carried from the base as it is, or created empty.
+  - A set with the same content is reused; else the new set is written under a temporary name
+    and renamed into place.
+  - When C(releases/<release_id>) does not exist and I(clone_from) names a release holding the
+    same code (an env-only change), the release dir is made from it (hard links of its files,
+    under C(<id>.partial), renamed into place).
   - Never returns a value (names of keys only); call it with C(no_log=true) on the task.
 version_added: "1.0.0"
 author: atp.deploy contributors
 options:
-  dest:
-    description: Directory of the shared env files (C(<app_root>/shared)).
+  app_root:
+    description: Directory holding C(releases/), C(shared/), C(current).
     type: path
-    default: /home/ubuntu/automated-trading-platform/shared
+    default: /home/ubuntu/automated-trading-platform
+  release_id:
+    description: The release whose env set is written and linked (release_state's plan).
+    type: str
+    required: true
+  clone_from:
+    description:
+      - A complete release holding the same code; when C(releases/<release_id>) is missing it
+        is made from this release's files (release_state's C(plan.clone_from)).
+    type: str
   files:
     description:
-      - Env file path (relative to I(dest), e.g. C(.env), C(.env.aws)) -> the deploy's values
-        (variable name -> value as a string), as a JSON object string (C(to_json)) or a mapping.
+      - Env file path (relative to the release, e.g. C(.env), C(.env.aws)) -> the deploy's
+        values (variable name -> value as a string), as a JSON object string (C(to_json)) or a
+        mapping.
       - Pass JSON strings, so that Ansible's no_log masking hides that whole document in the
         result; with a mapping it masks every short value (C(1), C(aws)) wherever it appears,
         paths and line numbers of a failure included.
@@ -54,45 +73,68 @@ options:
     default: {}
   ensure:
     description:
-      - Env file paths (relative to I(dest)) that must exist; missing ones are created empty.
+      - Every env file compose needs (relative to the release); each is in the set (carried
+        from the base, or empty) and linked into the release.
     type: list
     elements: str
     default: []
-  release_dir:
-    description: Release directory to link every env file into (C(<app_root>/releases/<id>)).
-    type: path
   owner:
-    description: Owner of the files and of a created I(dest).
+    description: Owner of the env set (and of a cloned release dir).
     type: str
     default: ubuntu
   group:
-    description: Group of the files and of a created I(dest).
+    description: Group of the env set (and of a cloned release dir).
     type: str
     default: ubuntu
-  mode:
-    description: Octal mode of the files, as a string.
+  lock_token:
+    description:
+      - This run's deploy lock token (release_state I(lock.token)). When set, the call first
+        checks that the run still holds the deploy lock and renews its expiry; when the lock is
+        gone or held by another run it fails at once with C(lock_lost=true), changing nothing.
+      - Empty (the default, and in check mode) skips the check.
     type: str
-    default: "0600"
+    default: ""
+  lock_file:
+    description: The deploy lock file; defaults to C(<app_root>/.deploy.lock).
+    type: path
 notes:
-  - Supports check mode (reports what would change).
+  - Supports check mode (reports what would change; the set name is then its content hash).
 """
 
 EXAMPLES = r"""
-- name: Merge the env values and link every env file into the release
+- name: Write the release's env set and link it into the release
   atp.deploy.env_files:
-    dest: /home/ubuntu/automated-trading-platform/shared
+    app_root: /home/ubuntu/automated-trading-platform
+    release_id: "{{ atp_state.plan.release_id }}"
+    clone_from: "{{ atp_state.plan.clone_from | default(omit, true) }}"
     files:
       .env: "{{ atp_env | to_json }}"
       .env.aws: "{{ atp_env_aws | to_json }}"
-    ensure: [.env.db, secrets/runtime.env]
-    release_dir: /home/ubuntu/automated-trading-platform/releases/{{ atp_release_id }}
+    ensure: [.env, .env.aws, .env.db, secrets/runtime.env]
   no_log: true
   when: atp_state.plan.env
 """
 
 RETURN = r"""
+env_set:
+  description: Name of the release's env set (C(shared/env/<env_set>/)).
+  returned: success
+  type: str
+  sample: 3f9a0c1d2e4b
+set_written:
+  description: Whether the set was written now (false when a set with that content existed).
+  returned: success
+  type: bool
+base:
+  description: The merge base (set name, or C(shared) before env sets).
+  returned: success
+  type: str
+cloned_from:
+  description: The release the release dir was made from (env-only change), or null.
+  returned: success
+  type: str
 files:
-  description: File path -> whether that file changed (or would change in check mode).
+  description: File path -> whether the release's file differs from the base's.
   returned: success
   type: dict
   sample: {.env: false, .env.aws: true}
@@ -102,7 +144,7 @@ set:
   type: dict
   sample: {.env: [], .env.aws: [EXCHANGE_CUSTOM_API_KEY]}
 kept:
-  description: File path -> names of the keys only on the instance, kept.
+  description: File path -> names of the keys only in the base, kept.
   returned: success
   type: dict
   sample: {.env: [POSTGRES_PASSWORD]}
@@ -111,82 +153,47 @@ dropped:
   returned: success
   type: dict
 created:
-  description: Paths of I(ensure) created empty.
+  description: Env files of I(ensure) the base lacks (empty in the set).
   returned: success
   type: list
   elements: str
 linked:
-  description: Links created or fixed in I(release_dir).
+  description: Links created or fixed in the release.
   returned: success
   type: list
   elements: str
-dest:
-  description: The directory written to.
-  returned: success
-  type: str
-dest_created:
-  description: Whether I(dest) was created.
-  returned: success
-  type: bool
 """
 
 import json  # noqa: E402
 import os  # noqa: E402
-import stat  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
+    deploy_lock,
     dotenv,
     env_layout,
     fsutil,
+    release_model,
 )
 
-
-def parse_mode(value: str) -> int | None:
-    text = str(value).strip()
-    if not text or any(c not in "01234567" for c in text):
-        return None
-    mode = int(text, 8)
-    return mode if mode <= 0o7777 else None
-
-
 ARGUMENT_SPEC = {
-    "dest": {"type": "path", "default": "/home/ubuntu/automated-trading-platform/shared"},
+    "app_root": {"type": "path", "default": "/home/ubuntu/automated-trading-platform"},
+    "release_id": {"type": "str", "required": True},
+    "clone_from": {"type": "str"},
     "files": {"type": "dict", "required": True, "no_log": True},
     "replace": {"type": "bool", "default": False},
     "supersedes": {"type": "dict", "default": {}},
     "ensure": {"type": "list", "elements": "str", "default": []},
-    "release_dir": {"type": "path"},
     "owner": {"type": "str", "default": "ubuntu"},
     "group": {"type": "str", "default": "ubuntu"},
-    "mode": {"type": "str", "default": "0600"},
+    **deploy_lock.MODULE_ARGS,
 }
 
 
-def attrs_differ(path: str, mode: int, uid: int, gid: int) -> bool:
-    st = os.lstat(path)
-    return (not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) != mode
-            or st.st_uid != uid or st.st_gid != gid)
-
-
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        supports_check_mode=True,
-    )
-    p = module.params
-    dest = p["dest"]
-    result = {"changed": False, "dest": dest, "dest_created": False, "files": {}, "set": {},
-              "kept": {}, "dropped": {}, "created": [], "linked": []}
-
-    def fail(msg: str) -> None:
-        module.fail_json(msg=msg, **result)
-
-    mode = parse_mode(p["mode"])
-    if mode is None:
-        fail(f"mode must be an octal string like 0600, got {p['mode']!r}; fix the mode option")
+def wanted_values(files: dict, fail) -> dict[str, dict[str, str]]:
+    """files option -> {relpath: {KEY: value}}; fail(msg) on a bad path, document or name."""
     wanted: dict[str, dict[str, str]] = {}
-    for name, env in (p["files"] or {}).items():
+    for name, env in (files or {}).items():
         if isinstance(env, str):
             try:
                 env = json.loads(env) if env.strip() else {}
@@ -195,7 +202,10 @@ def main() -> None:
         try:
             rel = env_layout.norm_env_path(name)
         except env_layout.EnvPathError as exc:
-            fail(f"{exc}; expected file paths inside the shared dir like .env or .env.aws")
+            fail(f"{exc}; expected file paths inside the release like .env or .env.aws")
+        if env_layout.under_secrets(rel):
+            fail(f"env file {rel} is under secrets/, which the deploy never writes; expected "
+                 "files like .env or .env.aws")
         if not isinstance(env, dict):
             fail(f"the values of {name} must be a mapping (or its JSON) of variable names to "
                  f"values, got {type(env).__name__}; pass the rendered env (app_env's render "
@@ -206,86 +216,118 @@ def main() -> None:
                 fail(f"invalid variable name {str(key)!r} in {name}: use letters, digits and _")
             values[key] = "" if value is None else str(value)
         wanted[rel] = values
+    return wanted
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        supports_check_mode=True,
+    )
+    p = module.params
+    app_root, rid = p["app_root"], p["release_id"]
+    result = {"changed": False, "env_set": None, "set_written": False, "base": None,
+              "cloned_from": None, "files": {}, "set": {}, "kept": {}, "dropped": {},
+              "created": [], "linked": []}
+
+    def fail(msg: str) -> None:
+        module.fail_json(msg=msg, **result)
+
+    deploy_lock.hold(module, deploy_lock.module_lock_file(p, app_root), p["lock_token"],
+                     "env_files", result)
+    problem = release_model.id_problem(rid)
+    if problem:
+        fail(problem)
+    wanted = wanted_values(p["files"], fail)
     ensure, problems = env_layout.split_env_paths(p["ensure"])
     for problem in problems:
-        module.warn(f"{problem}: not created in {dest}")
+        module.warn(f"{problem}: not part of the release's env set")
+    rels = env_layout.set_rels([*ensure, *wanted])
     supersedes = {str(k): [str(a) for a in (v or [])] for k, v in (p["supersedes"] or {}).items()}
     try:
         uid, gid = fsutil.resolve_owner(p["owner"], p["group"])
     except KeyError as exc:
         fail(f"{exc.args[0]}; expected owner/group to exist, create them or set owner/group")
-    if os.path.lexists(dest) and not os.path.isdir(dest):
-        fail(f"dest {dest} must be a directory, but it is not; move it away or set dest")
 
-    plans = {}
-    for rel, values in sorted(wanted.items()):
-        path = os.path.join(dest, *rel.split("/"))
-        if os.path.isdir(path):
-            fail(f"{path} must be a file, but it is a directory; remove it")
-        try:
-            text = env_layout.read_text(path)
+    release_dir = release_model.release_path(app_root, rid)
+    clone_from = (p["clone_from"] or "").strip() or None
+    if not os.path.isdir(release_dir):
+        if not clone_from:
+            fail(f"release {rid} is not unpacked, expected {release_dir} to link the env set "
+                 "into; run release_unpack first (or pass clone_from for an env-only change)")
+        problem = release_model.id_problem(clone_from)
+        source = release_model.release_path(app_root, clone_from or "")
+        if problem or release_model.code_hash(source) is None:
+            fail(f"clone_from must name a complete release on the instance, got "
+                 f"{clone_from!r}; pass plan.clone_from from release_state")
+        result["cloned_from"] = clone_from
+
+    # The merge base: the env of the active release (re-read here: adoption may have made
+    # release zero since the plan).
+    base = env_layout.base_env(app_root)
+    base_dir = release_model.env_dir(app_root, base)
+    result["base"] = base
+    try:
+        present = env_layout.read_files(base_dir, rels)
+        merged = {}
+        for rel, values in sorted(wanted.items()):
+            text = None if present[rel] is None else \
+                present[rel].decode("utf-8", "surrogateescape")
             new_text, report = dotenv.merge(text, values, p["replace"], supersedes,
-                                            where=f"{dest}/{rel}")
-        except dotenv.DotenvError as exc:
-            fail(f"{exc}; fix the file on the instance (compose cannot read it either) and "
-                 "re-run")
-        except OSError as exc:
-            fail(f"reading {path} failed: {exc.strerror or exc}; check permissions")
-        rewrite = text is None or report["changed"] or os.path.islink(path)
-        differs = rewrite or attrs_differ(path, mode, uid, gid)
-        plans[rel] = (new_text, rewrite, differs)
-        result["files"][rel] = differs
-        result["set"][rel] = report["set"]
-        result["kept"][rel] = report["kept"]
-        result["dropped"][rel] = report["dropped"]
-    missing = [r for r in ensure if r not in wanted
-               and not os.path.lexists(os.path.join(dest, *r.split("/")))]
-    release = p["release_dir"]
-    link_rels = sorted(set(ensure) | set(wanted))
-    if release and (module.check_mode or os.path.isdir(release)):
-        shipped = env_layout.shipped_files(release)
-        link_rels = [r for r in link_rels if r not in shipped]
-        if os.path.isdir(os.path.join(dest, env_layout.SECRETS_NAME)) and \
-                env_layout.SECRETS_NAME not in link_rels:
-            link_rels.append(env_layout.SECRETS_NAME)
-        links_missing = env_layout.missing_links(release, link_rels, shipped)
-    elif release:
-        fail(f"release {release} is not unpacked, expected its directory to link the env files "
-             "into; run release_unpack first")
-    else:
-        links_missing, shipped = [], set()
-    dest_missing = not os.path.isdir(dest)
-    result["dest_created"] = dest_missing
-    result["created"] = missing
-    result["linked"] = links_missing
-    result["changed"] = (dest_missing or any(result["files"].values()) or bool(missing)
-                         or bool(links_missing))
-    if module.check_mode or not result["changed"]:
+                                            where=f"{base_dir}/{rel}")
+            merged[rel] = new_text
+            result["files"][rel] = report["changed"]
+            result["set"][rel] = report["set"]
+            result["kept"][rel] = report["kept"]
+            result["dropped"][rel] = report["dropped"]
+    except dotenv.DotenvError as exc:
+        fail(f"{exc}; fix the file on the instance (compose cannot read it either) and re-run")
+    except OSError as exc:
+        fail(f"reading the env files of {base} at {base_dir} failed: {exc.strerror or exc} "
+             f"({exc.filename}); check permissions (become root)")
+    content = env_layout.new_set_files(present, merged, rels)
+    result["created"] = [rel for rel in rels if present[rel] is None and rel not in wanted]
+    existing = env_layout.find_set(app_root, content)
+    name = existing or release_model.env_set_hash(content)
+    result["env_set"] = name
+
+    if module.check_mode:
+        modes_ok = bool(existing) and env_layout.set_modes_ok(
+            release_model.env_dir(app_root, existing), uid, gid)
+        result["set_written"] = not modes_ok
+        if os.path.isdir(release_dir):
+            shipped = env_layout.shipped_files(release_dir)
+            link_rels = env_layout.release_link_rels(app_root, rels, shipped)
+            result["linked"] = env_layout.missing_links(release_dir, link_rels, shipped, name)
+        else:
+            result["linked"] = env_layout.release_link_rels(app_root, rels)
+        result["changed"] = bool(result["cloned_from"] or result["set_written"]
+                                 or result["linked"])
         module.exit_json(**result)
 
     try:
-        if dest_missing:
-            fsutil.makedirs_owned(dest, 0o750, uid, gid)
-        for rel, (new_text, rewrite, differs) in sorted(plans.items()):
-            if not differs:
-                continue
-            path = os.path.join(dest, *rel.split("/"))
-            if rewrite:
-                parent = os.path.dirname(path)
-                if not os.path.isdir(parent):
-                    fsutil.makedirs_owned(parent, env_layout.SHARED_DIR_MODE, uid, gid,
-                                          parent_mode=env_layout.SHARED_DIR_MODE)
-                fsutil.atomic_write(path, new_text.encode("utf-8", "surrogateescape"), mode,
-                                    uid, gid)
-            else:
-                os.chmod(path, mode)
-                os.chown(path, uid, gid)
-        result["created"] = env_layout.create_missing(dest, missing, uid, gid)
-        if release:
-            result["linked"] = env_layout.make_links(release, link_rels, uid, gid, shipped)
+        name, result["set_written"] = env_layout.write_set(app_root, content, uid, gid)
+        result["env_set"] = name
     except OSError as exc:
-        fail(f"writing env files into {dest} failed: {exc.strerror or exc} "
-             f"({exc.filename or dest}); check permissions and disk, then re-run")
+        fail(f"writing the env set into {release_model.env_sets_path(app_root)} failed: "
+             f"{exc.strerror or exc} ({exc.filename or app_root}); check permissions and disk, "
+             "then re-run")
+    if result["cloned_from"]:
+        try:
+            release_model.clone_code(app_root, clone_from, rid, uid, gid)
+        except OSError as exc:
+            fail(f"making release {rid} from the code of {clone_from} failed: "
+                 f"{exc.strerror or exc}; check permissions and disk, then re-run")
+    try:
+        shipped = env_layout.shipped_files(release_dir)
+        link_rels = env_layout.release_link_rels(app_root, rels, shipped)
+        result["linked"] = env_layout.make_links(release_dir, link_rels, uid, gid, shipped,
+                                                 name)
+    except OSError as exc:
+        fail(f"linking the env set {name} into {release_dir} failed: {exc.strerror or exc} "
+             f"({exc.filename or release_dir}); expected symlinks where the release has no "
+             "file of that name, move the file away and re-run")
+    result["changed"] = bool(result["cloned_from"] or result["set_written"] or result["linked"])
     module.exit_json(**result)
 
 

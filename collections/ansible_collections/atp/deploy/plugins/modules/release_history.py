@@ -14,12 +14,20 @@ description:
   - In one call it reads C(releases/), the C(current) symlink and C(deploy.log) (the last
     record of each release), and inspects the release images C(<image_repo>:<id>) with one
     C(docker image inspect) per 50 tags.
-  - The joining and the choice of the rollback target are the pure functions of
-    C(ansible_collections.atp.deploy.plugins.module_utils.history).
+  - The joining is C(ansible_collections.atp.deploy.plugins.module_utils.history); what a
+    release is, which one was live before the current one and what counts as a good release
+    is the release model (C(module_utils/release_model.py)).
   - "A rollback target is a complete release other than current whose image still exists and
     whose last deploy.log record says C(ok), or C(rolled_back) without an error (a rollback to
     it). A release that only ever failed (C(failed), or C(rolled_back) with an error: a deploy
     that failed its checks and was rolled back away from) is not a target."
+  - "C(previous) is the release that was live before the current one, from deploy.log's
+    ORDER (the releases that became live one after the other), never from the ids: after
+    redeploying older content (an older id re-activated), or ids made with a clock that was
+    off, it is still the release that served before. Releases that are no rollback target are
+    skipped, further back."
+  - A release is code + env; re-activating one (C(compose_release) with its id) activates its
+    own env set too.
 version_added: "1.0.0"
 author: atp.deploy contributors
 options:
@@ -91,6 +99,13 @@ releases:
     operator:
       description: Who ran it, or null.
       type: str
+    code_hash:
+      description: Code hash of its manifest (complete releases), or null.
+      type: str
+    env:
+      description: The env set it links (C(shared/env/<env>)), C(shared) for a release made
+        before env sets, or null.
+      type: str
     rollback_target:
       description: Whether it can be rolled back to (see the description).
       type: bool
@@ -112,7 +127,8 @@ current_release:
   type: str
 previous_release:
   description:
-    - The newest rollback target (see the description), or null.
+    - The release live before current that is a rollback target (see the description), or
+      null.
   returned: always
   type: str
 selected:
@@ -125,13 +141,10 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
-    docker_cmd,
     docker_read,
-    fsutil,
     history,
     proc,
-    release_dirs,
-    release_plan,
+    release_model,
 )
 
 COMMAND_TIMEOUT = 60
@@ -175,12 +188,12 @@ def main() -> None:
         module.fail_json(msg=f"app_root {app_root} is not a directory, expected a deployed "
                          "instance; deploy first (playbooks/deploy.yml) or set app_root")
 
-    releases = release_dirs.read_releases(app_root)
-    current = release_plan.release_from_link(
-        fsutil.read_link_target(os.path.join(app_root, "current")))
-    records = release_dirs.read_deploy_log(os.path.join(app_root, "deploy.log"))
+    releases = release_model.read_releases(app_root, details=True)
+    current = release_model.current(app_root)
+    records = release_model.read_deploy_log(app_root)
 
-    refs = sorted({docker_cmd.image_ref(repo, r["id"]) for r in releases if not r["partial"]})
+    refs = sorted({release_model.image_ref(repo, r["id"]) for r in releases
+                   if not r["partial"]})
     image_ids: dict = {}
     if refs:
         docker = module.get_bin_path("docker")
@@ -194,17 +207,16 @@ def main() -> None:
         "changed": False,
         "releases": entries,
         "current_release": current,
-        "previous_release": history.previous_release(entries),
+        "previous_release": history.previous_release(entries, records, current),
     }
     select = (p["select"] or "").strip()
     if select:
-        selected, problem = history.select_release(entries, current, select)
+        selected, problem = history.select_release(entries, records, current, select)
         if problem:
             module.fail_json(msg=problem, **result)
         if selected["active"]:
             module.warn(f"release {selected['id']} is already the active release")
-        elif not history.record_is_good(
-                history.last_records(records).get(selected["id"])):
+        elif not release_model.is_good_release(selected["id"], records):
             module.warn(f"release {selected['id']} never finished a deploy ok (last result: "
                         f"{selected['result'] or 'none recorded'}); using it as asked")
         result["selected"] = selected

@@ -29,8 +29,20 @@ description:
   - A hand-managed checkout in app_root (no C(releases/), a C(docker-compose.yml) or C(.git))
     is not an error; it is reported as C(adoption_needed) and the plan uploads (release_unpack
     adopts it).
+  - "The plan names the release that serves (C(plan.release_id), always set): an existing
+    release holding the same code (I(content_hash)) with the same env, or a NEW id made by the
+    release model (C(module_utils/release_model.py): C(<UTC time>-<hash of code + env>)). A
+    release is code + env: an env change makes a new release, whose code dir is made from the
+    release holding that code (C(plan.clone_from), no upload) and whose image is the one
+    already built for that code (C(plan.image_from), no build)."
+  - "Env: the deploy's values (as salted digests) are compared with the merge base, the env
+    set of the active release (C(shared/env/<set>/)), or C(shared/) itself before env sets
+    (or without an active release), or the checkout about to be adopted. Nothing changed: the
+    release runs with the env set holding that content (C(plan.env_set)), a new set is written
+    when there is none yet (C(plan.env)). Values changed: a new set (C(plan.env))."
+  - With I(release_id) (a rollback) the plan activates that existing release, with its own env.
   - The plan is computed by the pure function
-    C(ansible_collections.atp.deploy.plugins.module_utils.release_plan.compute_plan).
+    C(ansible_collections.atp.deploy.plugins.module_utils.release_plan.plan_release).
 version_added: "1.0.0"
 author: atp.deploy contributors
 options:
@@ -39,9 +51,15 @@ options:
     type: path
     default: /home/ubuntu/automated-trading-platform
   content_hash:
-    description: sha256 hex content hash of the release to deploy (of its manifest).
+    description:
+      - sha256 hex content hash of the code to deploy (of its manifest).
+      - Required unless I(release_id) is given.
     type: str
-    required: true
+  release_id:
+    description:
+      - Plan the activation of this existing release (a rollback) instead of a deploy of
+        I(content_hash); it must be complete on the instance. Its env is its own env set.
+    type: str
   env_plan:
     description:
       - What the deploy wants of the env files, without their values. Omitted or empty means
@@ -54,8 +72,9 @@ options:
         the deploy passes).
       - C(required) lists every env file compose needs (relative paths); a missing one, or a
         missing link to it in the existing release, is a change too.
-      - The files are read from C(shared/), or from app_root itself when it is a hand-managed
-        checkout (adoption carries them into C(shared/) as they are).
+      - The base files are read from the env set of the active release, from C(shared/) before
+        env sets, or from app_root itself when it is a hand-managed checkout (adoption carries
+        them into C(shared/) as they are).
     type: dict
     default: {}
   env_salt:
@@ -100,6 +119,33 @@ options:
         description: What is deployed (release id or content hash prefix); shown likewise.
         type: str
         default: ""
+      ttl:
+        description:
+          - Seconds the lock lives without a renewal (C(deploy_lock_ttl), at least 60). Every
+            later step of the run renews it (their I(lock_token)); an expired lock of another
+            run is taken over (reported in C(lock_taken_over) and a warning).
+        type: int
+        default: 1800
+  app_owner:
+    description:
+      - The owner (user and group of that name) of the app tree; checked to exist on the
+        instance before the lock is taken. Empty skips the check.
+    type: str
+    default: ""
+  dependencies:
+    description:
+      - The service's dependencies (source_preflight's C(compose.dependencies), C(name) and
+        C(container_name)). With I(service) they name the containers whose compose project
+        must be I(project_name), checked before the lock is taken (another project means a
+        new, empty database volume).
+    type: list
+    elements: dict
+    default: []
+  rename_project:
+    description: Allow I(project_name) to differ from the project the backend and its
+      database already run under (C(-e deploy_rename_project=true)); a warning says so.
+    type: bool
+    default: false
   lock_always:
     description: Take the lock even when the plan needs no change (e.g. for a rollback).
     type: bool
@@ -159,26 +205,46 @@ plan:
   returned: success
   type: dict
   contains:
-    upload:
-      description: No complete release holds content_hash; upload the archive.
-      type: bool
     release_id:
-      description: Id of the existing release holding content_hash, or null.
+      description: The release that serves after the deploy (existing, or a new id).
+      type: str
+    new:
+      description: release_id is a new release (no directory yet).
+      type: bool
+    upload:
+      description: No complete release holds this code; upload the archive.
+      type: bool
+    clone_from:
+      description: The release holding this code that the new release dir is made from
+        (env-only change), or null.
       type: str
     env:
-      description: Env files must change (values, missing files, links, mode); write them.
+      description: env_files must run (write a new env set, make the release dir from
+        clone_from, or fix the release's env links).
       type: bool
+    env_set:
+      description: The env (set name, or C(shared) before env sets) the release links when
+        it is known already, else null (env_files writes a new set).
+      type: str
     build:
-      description: Image C(<image_repo>:<release_id>) is missing (always true without a release).
+      description: No image holds this code yet; build it.
       type: bool
+    image_from:
+      description: Ref of the image of a release with the same code, tagged for the release
+        instead of a build; or null.
+      type: str
     activate:
       description: current, the container or the env must change to serve the release.
       type: bool
   sample:
-    upload: false
     release_id: 20261124T101500Z-0123456789ab
-    env: false
+    new: true
+    upload: false
+    clone_from: 20261120T080000Z-5c1d2e3f4a5b
+    env: true
+    env_set: null
     build: false
+    image_from: automated-trading-platform-backend-aws:20261120T080000Z-5c1d2e3f4a5b
     activate: true
 plan_reasons:
   description: One line per reason behind the plan.
@@ -206,8 +272,14 @@ releases:
     id:
       description: Release id.
       type: str
-    content_hash:
-      description: Content hash prefix (12 hex) taken from the id.
+    hash:
+      description: The hash part of the id (12 hex, covers code and env).
+      type: str
+    code_hash:
+      description: The code hash (of the manifest) of a complete release, else null.
+      type: str
+    env:
+      description: The env it links (set name, C(shared) before env sets), or null.
       type: str
     complete:
       description: Has the manifest and no C(.partial) suffix.
@@ -220,11 +292,13 @@ current_release:
   returned: success
   type: str
 previous_release:
-  description: Release live before current (per deploy.log, else by name order), or null.
+  description:
+    - The release live before current, from deploy.log's order (never from the ids), complete
+      on disk with a good last record; or null.
   returned: success
   type: str
 existing_release:
-  description: Complete release holding content_hash (same as plan.release_id).
+  description: plan.release_id when it already exists, else null.
   returned: success
   type: str
 image:
@@ -233,7 +307,7 @@ image:
   type: dict
   contains:
     ref:
-      description: C(<image_repo>:<release_id>), or null without a release.
+      description: C(<image_repo>:<plan.release_id>).
       type: str
     exists:
       description: Whether the image exists.
@@ -281,9 +355,13 @@ port_publishers:
       description: Container id.
       type: str
 env_in_sync:
-  description: The env files need no change (see env_plan).
+  description: The release's env set exists with the deploy's values (see env_plan).
   returned: success
   type: bool
+env_base:
+  description: The merge base of a new env set (set name, C(shared), or C(checkout)).
+  returned: success
+  type: str
 env_files:
   description:
     - Per env file the deploy renders, what the write will do (names of keys only).
@@ -298,7 +376,7 @@ env_missing:
   type: list
   elements: str
 env_links_missing:
-  description: Env links the existing release lacks.
+  description: Env links the existing release lacks (it is relinked).
   returned: success
   type: list
   elements: str
@@ -359,6 +437,11 @@ lock_broken:
   description: The other run's lock broken by I(break_lock) ({holder, started, release}), or null.
   returned: success
   type: dict
+lock_taken_over:
+  description: The other run's EXPIRED lock this call took over ({holder, started, release,
+    renewed, step, expires}), or null.
+  returned: success
+  type: dict
 """
 
 import os  # noqa: E402
@@ -372,8 +455,9 @@ from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     dotenv,
     env_layout,
     fsutil,
+    instance_checks,
     proc,
-    release_dirs,
+    release_model,
     release_plan,
 )
 
@@ -394,13 +478,44 @@ def check_app_root(app_root: str) -> str | None:
     return None
 
 
-def read_env(app_root: str, release: str | None, env: dict, adopt: bool) -> dict:
-    """The env plan (env_layout.plan_env) against shared/, or the checkout being adopted."""
+CHECKOUT_BASE = "checkout"
+
+
+def read_env(app_root: str, env: dict, adopt: bool) -> dict:
+    """The env the release runs with, against the merge base (env_layout.base_env: the active
+    release's env set, or shared/ before env sets; the checkout being adopted).
+
+    Returns env_layout.plan_env's report plus base, target (the existing env the release links,
+    or None: a new set), token (the env's identity for a new release id), write (env_files must
+    write or fix the set) and in_sync.
+    """
+    base = CHECKOUT_BASE if adopt else env_layout.base_env(app_root)
+    base_dir = app_root if adopt else release_model.env_dir(app_root, base)
     if not env["managed"]:
-        return {"files": {}, "missing": [], "links_missing": [], "in_sync": True}
-    base = app_root if adopt else os.path.join(app_root, "shared")
-    return env_layout.plan_env(base, None if adopt else release, env["files"], env["required"],
-                               env["salt"], env["replace"], env["supersedes"])
+        # Not managed by this call: any release of the code serves; a new one links the base.
+        target = env_layout.LEGACY_ENV if adopt else base
+        return {"files": {}, "missing": [], "values_in_sync": True, "content": None,
+                "base": base, "target": target, "write": False, "in_sync": True, "any": True,
+                "token": release_model.env_set_content_hash(target)}
+    report = env_layout.plan_env(base_dir, env["files"], env["required"], env["salt"],
+                                 env["replace"], env["supersedes"])
+    content = report.pop("content")
+    if content is not None:
+        token = release_model.env_set_hash(content)
+        target = None if adopt else env_layout.find_set(app_root, content)
+        write = target is None or not env_layout.set_modes_ok(
+            release_model.env_dir(app_root, target))
+        line = (f"env set {target} (unchanged)" if target and not write else
+                f"env set {token}: the env of {base} moved into an env set, values unchanged"
+                if target is None else f"env set {target}: modes made 0700/0600")
+    else:
+        change = {k: env[k] for k in ("files", "required", "replace", "supersedes")}
+        token = release_plan.env_change_token(base, change)
+        target, write = None, True
+        line = f"env set: a new one, merged onto the env of {base}"
+    report.update(base=base, target=target, token=token, write=write, set_line=line,
+                  in_sync=target is not None and not write, content=None)
+    return report
 
 
 def parse_env_plan(plan: dict, salt: str) -> tuple[dict | None, str | None, list[str]]:
@@ -478,11 +593,13 @@ LOCK_SPEC = {
     "token": {"type": "str", "required": True, "no_log": False},
     "holder": {"type": "str", "required": True},
     "release": {"type": "str", "default": ""},
+    "ttl": {"type": "int", "default": deploy_lock.DEFAULT_TTL},
 }
 
 ARGUMENT_SPEC = {
     "app_root": {"type": "path", "default": "/home/ubuntu/automated-trading-platform"},
-    "content_hash": {"type": "str", "required": True},
+    "content_hash": {"type": "str"},
+    "release_id": {"type": "str"},
     "env_plan": {"type": "dict", "default": {}},
     "env_salt": {"type": "str", "default": "", "no_log": True},
     "min_free_mb": {"type": "int", "default": 1024},
@@ -491,6 +608,9 @@ ARGUMENT_SPEC = {
     "image_repo": {"type": "str", "default": "automated-trading-platform-backend-aws"},
     "port": {"type": "int", "default": 8002},
     "lock": {"type": "dict", "options": LOCK_SPEC},
+    "app_owner": {"type": "str", "default": ""},
+    "dependencies": {"type": "list", "elements": "dict", "default": []},
+    "rename_project": {"type": "bool", "default": False},
     "lock_always": {"type": "bool", "default": False},
     "lock_wait": {"type": "int", "default": 0},
     "break_lock": {"type": "bool", "default": False},
@@ -523,22 +643,28 @@ def read_state(p: dict, reader: DockerReader, content_hash: str, env_spec: dict)
             "only), or keep fewer releases (-e deploy_keep_releases=N, at least 2)"
         )
 
-    releases = release_dirs.read_releases(app_root)
-    current = release_plan.release_from_link(
-        fsutil.read_link_target(os.path.join(app_root, "current"))
-    )
-    current_path = os.path.join(app_root, "current")
+    releases = release_model.read_releases(app_root, details=True)
+    current = release_model.current(app_root)
     warnings = []
-    if os.path.lexists(current_path) and current is None:
-        warnings.append(f"{current_path} exists but does not point at releases/<release_id>; "
-                        "the deploy will replace it")
-    existing = release_plan.find_existing_release(releases, content_hash, current)
-    previous = release_plan.previous_release(
-        release_dirs.read_deploy_log(os.path.join(app_root, "deploy.log")), releases, current
-    )
+    problem = release_model.current_problem(app_root)
+    if problem:
+        warnings.append(f"{problem}; the deploy will replace it")
+    complete = release_model.complete_ids(releases)
+    previous = release_model.previous(release_model.read_deploy_log(app_root), current,
+                                      lambda rid: rid in complete)
+    named = (p.get("release_id") or "").strip() or None
+    if named and named not in complete:
+        shown = ", ".join(sorted(complete, reverse=True)[:10]) or "none"
+        reader.fail(f"release {named} is not a complete release on the instance, expected one "
+                    f"of: {shown}; list them with ansible-playbook playbooks/rollback.yml "
+                    "-e rollback_list=true")
 
-    ref = docker_cmd.image_ref(p["image_repo"], existing) if existing else None
-    image_id = reader.image_id(ref) if ref else None
+    images: dict = {}
+
+    def image_of(rid: str) -> str | None:
+        if rid not in images:
+            images[rid] = reader.image_id(release_model.image_ref(p["image_repo"], rid))
+        return images[rid]
 
     containers = reader.containers()
     backend = docker_cmd.service_containers(containers, p["project_name"], p["service"])
@@ -556,19 +682,29 @@ def read_state(p: dict, reader: DockerReader, content_hash: str, env_spec: dict)
                         f"{p['service']}")
 
     adopt = adoption_needed(app_root)
-    release_dir = os.path.join(app_root, "releases", existing) if existing else None
     try:
-        env = read_env(app_root, release_dir, env_spec, adopt)
+        env = read_env(app_root, env_spec if not named else {"managed": False}, adopt)
     except dotenv.DotenvError as exc:
         reader.fail(f"{exc}; fix the file on the instance (compose cannot read it either) "
                     "and re-run")
     except OSError as exc:
         reader.fail(f"reading the env files at {app_root} failed: {exc.strerror or exc} "
                     f"({exc.filename}); check permissions (become root)")
-    env_in_sync = env["in_sync"]
-    plan, reasons = release_plan.compute_plan(existing, current, image_id, backend, env_in_sync)
-    summary = env_layout.plan_lines(env)
-    if not env_in_sync:
+    rels = env_layout.set_rels([*env_spec.get("required", []), *env_spec.get("files", {})])
+
+    def links_missing(rid: str, target: str) -> list[str]:
+        release_dir = release_model.release_path(app_root, rid)
+        shipped = env_layout.shipped_files(release_dir)
+        wanted = env_layout.release_link_rels(app_root, rels, shipped)
+        return env_layout.missing_links(release_dir, wanted, shipped, target)
+
+    plan, reasons = release_plan.plan_release(
+        content_hash or None, releases, current, env, image_of, backend, p["image_repo"],
+        links_missing=links_missing, named=named)
+    links = [] if plan["new"] or named else links_missing(plan["release_id"], plan["env_set"])
+    env["links_missing"] = links
+    summary = env_layout.plan_lines(env) if not named else []
+    if plan["env"]:
         at = reasons.index(release_plan.ENV_REASON) if release_plan.ENV_REASON in reasons \
             else len(reasons)
         reasons[at + 1:at + 1] = [f"env {line}" for line in summary]
@@ -577,6 +713,8 @@ def read_state(p: dict, reader: DockerReader, content_hash: str, env_spec: dict)
         reasons.insert(0, f"{app_root} is a hand-managed checkout (no releases/): release_unpack "
                           "adopts it as release zero (current -> it; its env files and "
                           "secrets/ go to shared/; the checkout is kept aside whole)")
+    rid = plan["release_id"]
+    own = None if plan["new"] else image_of(rid)
     return {
         "plan": plan,
         "plan_reasons": reasons,
@@ -584,14 +722,16 @@ def read_state(p: dict, reader: DockerReader, content_hash: str, env_spec: dict)
         "releases": releases,
         "current_release": current,
         "previous_release": previous,
-        "existing_release": existing,
-        "image": {"ref": ref, "exists": image_id is not None, "id": image_id},
+        "existing_release": None if plan["new"] else rid,
+        "image": {"ref": release_model.image_ref(p["image_repo"], rid), "exists": own is not None,
+                  "id": own},
         "containers": backend_view,
         "port_publishers": port_publishers,
-        "env_in_sync": env_in_sync,
+        "env_in_sync": bool(env["in_sync"]) and not links,
+        "env_base": env["base"],
         "env_files": env["files"],
         "env_missing": env["missing"],
-        "env_links_missing": env["links_missing"],
+        "env_links_missing": links,
         "env_summary": summary,
         "adoption_needed": adopt,
         "_warnings": warnings,
@@ -623,6 +763,7 @@ class LockTaker:
         self.wait = wait
         self.break_it = break_it
         self.broken = None  # the lock we broke
+        self.taken_over = None  # the expired lock we took over
         self.contended = False  # someone else held it when we first looked
 
     def acquire(self) -> dict:
@@ -630,12 +771,16 @@ class LockTaker:
         deadline = started + self.wait
         while True:
             try:
-                acquired, lock = deploy_lock.try_acquire(self.path, self.record)
+                acquired, lock, taken = deploy_lock.try_acquire(self.path, self.record)
             except OSError as exc:
                 self.module.fail_json(
                     msg=f"cannot create the deploy lock {self.path}: {exc.strerror or exc}; "
                     "expected to write it (become root), check permissions and disk")
             if acquired:
+                if taken is not None:
+                    self.taken_over = deploy_lock.public_view(taken)
+                    self.contended = True
+                    self.module.warn(deploy_lock.takeover_message(taken))
                 return lock
             self.contended = True
             if self.break_it and self.broken is None:
@@ -662,10 +807,16 @@ def main() -> None:
     p = module.params
     app_root = p["app_root"]
     content_hash = (p["content_hash"] or "").strip().lower()
-    if len(content_hash) < 12 or any(c not in "0123456789abcdef" for c in content_hash):
+    if p["release_id"]:
+        problem = release_model.id_problem(p["release_id"])
+        if problem:
+            module.fail_json(msg=problem)
+        content_hash = ""
+    elif len(content_hash) < 12 or any(c not in "0123456789abcdef" for c in content_hash):
         module.fail_json(
             msg=f"content_hash must be a sha256 hex string (>= 12 hex chars), got "
-            f"{p['content_hash']!r}; pass the content hash of the release manifest"
+            f"{p['content_hash']!r}; pass the content hash of the release manifest "
+            "(or release_id for a rollback)"
         )
     desired, problem, env_warnings = parse_env_plan(p["env_plan"], p["env_salt"])
     if problem:
@@ -679,6 +830,8 @@ def main() -> None:
     if p["lock_wait"] < 0:
         module.fail_json(msg=f"lock_wait must be >= 0 seconds, got {p['lock_wait']}; pass "
                          "-e deploy_lock_wait=SECONDS")
+    if lock_opt is not None and deploy_lock.ttl_problem(lock_opt["ttl"]):
+        module.fail_json(msg=deploy_lock.ttl_problem(lock_opt["ttl"]))
     lock_file = p["lock_file"] or os.path.join(app_root, deploy_lock.LOCK_NAME)
 
     problem = check_app_root(app_root)
@@ -696,9 +849,18 @@ def main() -> None:
     compose_version = reader.compose_version()
 
     state = read_state(p, reader, content_hash, desired)
+    # Inputs only the instance can check, before the lock (a refusal changes nothing).
+    problem = instance_checks.owner_problem(p["app_owner"])
+    project_problem, project_warning = instance_checks.project_check(
+        p["project_name"], p["service"], p["dependencies"], reader.containers(),
+        p["rename_project"])
+    if problem or project_problem:
+        module.fail_json(msg=problem or project_problem)
+    if project_warning:
+        state["_warnings"].append(project_warning)
 
     lock_result = {"lock_acquired": False, "lock": None, "lock_holder": None,
-                   "lock_broken": None}
+                   "lock_broken": None, "lock_taken_over": None}
     take = (lock_opt is not None and not module.check_mode
             and (p["lock_always"] or plan_changes(state["plan"])))
     if take:
@@ -708,10 +870,11 @@ def main() -> None:
             module.fail_json(msg=f"cannot create app_root {app_root} for the deploy lock: "
                              f"{exc.strerror or exc}; check permissions (become root)")
         record = deploy_lock.new_record(lock_opt["token"], lock_opt["holder"],
-                                        lock_opt.get("release") or "")
+                                        lock_opt.get("release") or "", ttl=lock_opt["ttl"])
         taker = LockTaker(module, lock_file, record, p["lock_wait"], p["break_lock"])
         lock = taker.acquire()
-        lock_result.update(lock_acquired=True, lock=lock, lock_broken=taker.broken)
+        lock_result.update(lock_acquired=True, lock=lock, lock_broken=taker.broken,
+                           lock_taken_over=taker.taken_over)
         if taker.contended:
             # Another run held the lock: what it did may change the plan, read again. A failure
             # now must not leave our lock behind.
@@ -727,8 +890,8 @@ def main() -> None:
         ours = held is not None and lock_opt is not None and held.get("token") == lock_opt["token"]
         if held is not None and not ours:
             state["_warnings"].append(
-                f"deploy lock {lock_file} is held by {held['holder']} since {held['started']} "
-                f"for release {held['release']}; this call did not take it")
+                f"deploy lock {lock_file} is {deploy_lock.describe(held)}; this call did not "
+                "take it")
 
     for warning in state.pop("_warnings"):
         module.warn(warning)

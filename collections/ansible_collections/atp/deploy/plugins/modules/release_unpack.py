@@ -14,12 +14,14 @@ description:
     env links are checked (and fixed).
   - Otherwise the archive sha256 is checked, the archive is extracted safely (absolute paths,
     C(..), links, devices are rejected) into C(releases/<release_id>.partial) (a stale one is
-    removed first), the tree is verified against the manifest member, every env file of
-    I(env_files) is linked into C(shared/) (C(.env -> ../../shared/.env),
-    C(config/db.env -> ../../../shared/config/db.env); paths under C(secrets/) through the
-    C(secrets -> ../../shared/secrets) link), a missing one is created empty in C(shared/)
-    (0600, owner:group), the tree is chowned to owner:group and renamed atomically to
-    C(releases/<release_id>).
+    removed first), the tree is verified against the manifest member (and its code hash against
+    I(content_hash)), every env file of I(env_files) is linked into the release's env
+    I(env_set) (C(.env -> ../../shared/env/<set>/.env),
+    C(config/db.env -> ../../../shared/env/<set>/config/db.env); paths under C(secrets/)
+    through the C(secrets -> ../../shared/secrets) link), the tree is chowned to owner:group
+    and renamed atomically to C(releases/<release_id>).
+  - Without I(env_set) (the deploy writes a new env set) no env link is made, env_files makes
+    them. An env set is never changed here.
   - Never touches C(current) or other releases. A release directory that exists but fails
     verification is replaced by the verified new one. An env file the archive ships itself
     stays the shipped file (reported in C(env_shipped)).
@@ -63,9 +65,22 @@ options:
     type: str
     required: true
   release_id:
-    description: Release id C(YYYYmmddTHHMMSSZ-<12 hex of the content hash>).
+    description: Release id (release_state's C(plan.release_id), made by the release model).
     type: str
     required: true
+  content_hash:
+    description:
+      - The code hash (of the manifest) the archive must hold; checked when given.
+    type: str
+    default: ""
+  env_set:
+    description:
+      - The env the release links (release_state's C(plan.env_set)), an env set under
+        C(shared/env/) (it must hold every env file of I(env_files)), or C(shared) for the
+        layout before env sets (missing files are then created empty in C(shared/)).
+      - Empty, no env link is made here (env_files writes the release's new set and links it).
+    type: str
+    default: ""
   env_files:
     description:
       - Every env file compose needs, relative to the compose file's directory (the
@@ -106,6 +121,17 @@ options:
     description: Image repository; release zero's image is tagged C(<image_repo>:<zero id>).
     type: str
     default: automated-trading-platform-backend-aws
+  lock_token:
+    description:
+      - This run's deploy lock token (release_state I(lock.token)). When set, the call first
+        checks that the run still holds the deploy lock and renews its expiry; when the lock is
+        gone or held by another run it fails at once with C(lock_lost=true), changing nothing.
+      - Empty (the default, and in check mode) skips the check.
+    type: str
+    default: ""
+  lock_file:
+    description: The deploy lock file; defaults to C(<app_root>/.deploy.lock).
+    type: path
 notes:
   - Supports check mode; it then only verifies an existing release and reports (C(would_adopt)
     tells whether a checkout would be adopted, C(release_zero.env_files) what would move).
@@ -194,7 +220,8 @@ env_linked:
   type: list
   elements: str
 env_created:
-  description: Env files created empty (0600) in shared/ because no one had them yet.
+  description: Env files created empty (0600) in shared/ (only with I(env_set=shared), the
+    layout before env sets).
   returned: always
   type: list
   elements: str
@@ -203,6 +230,10 @@ env_shipped:
   returned: always
   type: list
   elements: str
+env_set:
+  description: The env the release was linked to (I(env_set)), or null.
+  returned: always
+  type: str
 """
 
 import json  # noqa: E402
@@ -212,18 +243,19 @@ import shutil  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     adoption,
+    deploy_lock,
     docker_cmd,
     docker_read,
     env_layout,
     fsutil,
     proc,
+    release_model,
     release_plan,
 )
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
     DEFAULT_VERIFY_IGNORE,
     MANIFEST_NAME,
     content_hash,
-    release_content_hash_prefix,
     verify_tree,
 )
 from ansible_collections.atp.deploy.plugins.module_utils.safe_tar import (  # noqa: E402
@@ -259,17 +291,6 @@ def remove_tree(path: str) -> None:
         os.unlink(path)
     elif os.path.isdir(path):
         shutil.rmtree(path)
-
-
-def secrets_wanted(app_root: str, rels: list[str]) -> bool:
-    shared = os.path.join(app_root, "shared", SECRETS_NAME)
-    return os.path.isdir(shared) or any(env_layout.under_secrets(r) for r in rels)
-
-
-def link_rels(app_root: str, rels: list[str]) -> list[str]:
-    """rels plus the secrets dir when shared/secrets exists (or an env file lives under it)."""
-    return [*rels, SECRETS_NAME] if secrets_wanted(app_root, rels) and \
-        SECRETS_NAME not in rels else list(rels)
 
 
 def moved_path(path: str, old_root: str, new_root: str) -> str:
@@ -320,6 +341,8 @@ ARGUMENT_SPEC = {
     "src": {"type": "path"},
     "archive_sha256": {"type": "str", "required": True},
     "release_id": {"type": "str", "required": True},
+    "content_hash": {"type": "str", "default": ""},
+    "env_set": {"type": "str", "default": ""},
     "env_files": {"type": "list", "elements": "str", "default": [".env", ".env.aws"]},
     "owner": {"type": "str", "default": "ubuntu"},
     "group": {"type": "str", "default": "ubuntu"},
@@ -328,6 +351,7 @@ ARGUMENT_SPEC = {
     "project_name": {"type": "str", "default": "automated-trading-platform"},
     "service": {"type": "str", "default": "backend-aws"},
     "image_repo": {"type": "str", "default": "automated-trading-platform-backend-aws"},
+    **deploy_lock.MODULE_ARGS,
 }
 
 
@@ -344,19 +368,45 @@ def env_paths(module: AnsibleModule, given: list[str]) -> list[str]:
     return rels
 
 
-def link_env(release: str, app_root: str, rels: list[str], uid: int | None, gid: int | None,
-             result: dict, check: bool = False) -> bool:
-    """Create missing shared env files and the release's env links; True when anything changed.
+def env_problem(app_root: str, env: str | None, rels: list[str]) -> str | None:
+    """None when the env to link exists with every env file, else the one-line problem."""
+    if not env or env == env_layout.LEGACY_ENV:
+        return None
+    if not release_model.is_env_set(env):
+        return (f"env_set must name an env set (12 hex) or {env_layout.LEGACY_ENV!r}, got "
+                f"{env!r}; pass plan.env_set from release_state")
+    files = env_layout.read_set(release_model.env_dir(app_root, env))
+    if files is None:
+        return (f"env set {env} is missing from {release_model.env_sets_path(app_root)}; "
+                "re-run the deploy (its plan writes a new env set)")
+    lacking = [rel for rel in env_layout.set_rels(rels) if rel not in files]
+    if lacking:
+        return (f"env set {env} lacks {', '.join(lacking)}; expected every env file compose "
+                "needs, re-run the deploy (its plan writes a new env set)")
+    return None
+
+
+def link_env(release: str, app_root: str, rels: list[str], env: str | None, uid: int | None,
+             gid: int | None, result: dict, check: bool = False) -> bool:
+    """Link the release's env files into env (an env set, or shared/ before env sets); True
+    when anything changed. Without env nothing is linked (env_files writes the release's set
+    and links it). Only for shared/ are missing files created (empty, 0600): an env set is
+    never changed.
 
     Raises OSError (a real file where a link goes, permissions, disk).
     """
     shipped = env_layout.shipped_files(release)
-    wanted = [r for r in rels if r not in shipped]
     result["env_shipped"] = sorted(r for r in rels if r in shipped)
-    shared = os.path.join(app_root, "shared")
-    missing_files = [r for r in wanted
-                     if not os.path.lexists(os.path.join(shared, *r.split("/")))]
-    missing_links = env_layout.missing_links(release, link_rels(app_root, wanted), shipped)
+    result["env_set"] = env or None
+    if not env:
+        return False
+    wanted = [r for r in rels if r not in shipped]
+    legacy = env == env_layout.LEGACY_ENV
+    shared = release_model.shared_path(app_root)
+    missing_files = [r for r in wanted if legacy
+                     and not os.path.lexists(os.path.join(shared, *r.split("/")))]
+    link_rels = env_layout.release_link_rels(app_root, wanted, shipped)
+    missing_links = env_layout.missing_links(release, link_rels, shipped, env)
     if check:
         result["env_created"] = missing_files
         result["env_linked"] = missing_links
@@ -364,8 +414,9 @@ def link_env(release: str, app_root: str, rels: list[str], uid: int | None, gid:
         return bool(missing_files or missing_links)
     if missing_files and not os.path.isdir(shared):
         fsutil.makedirs_owned(shared, env_layout.SHARED_DIR_MODE, uid, gid)
-    result["env_created"] = env_layout.create_missing(shared, wanted, uid, gid)
-    made = env_layout.make_links(release, link_rels(app_root, wanted), uid, gid, shipped)
+    if legacy:
+        result["env_created"] = env_layout.create_missing(shared, wanted, uid, gid)
+    made = env_layout.make_links(release, link_rels, uid, gid, shipped, env)
     result["env_linked"] = made
     result["secrets_linked"] = SECRETS_NAME in made
     return bool(result["env_created"] or made)
@@ -381,18 +432,24 @@ def main() -> None:
     want_sha = p["archive_sha256"].strip().lower()
     result = {"changed": False, "release_id": rid, "unpacked": False, "replaced": False,
               "archive_removed": False, "adopted_from": None, "release_zero": None,
-              "secrets_linked": False, "env_linked": [], "env_created": [], "env_shipped": []}
+              "secrets_linked": False, "env_linked": [], "env_created": [], "env_shipped": [],
+              "env_set": None}
     if module.check_mode:
         result["would_adopt"] = False
+    deploy_lock.hold(module, deploy_lock.module_lock_file(p, app_root), p["lock_token"],
+                     "release_unpack", result)
 
-    if not release_plan.is_release_id(rid):
-        module.fail_json(
-            msg=f"release_id must look like 20261124T101500Z-<12 hex>, got {rid!r}; "
-            "pass the id computed by the archive builder", **result)
+    problem = release_model.id_problem(rid)
+    if problem:
+        module.fail_json(msg=problem, **result)
     rels = env_paths(module, p["env_files"])
-    releases = os.path.join(app_root, "releases")
-    final = os.path.join(releases, rid)
-    partial = final + release_plan.PARTIAL_SUFFIX
+    env = (p["env_set"] or "").strip() or None
+    problem = env_problem(app_root, env, rels)
+    if problem and not module.check_mode:
+        module.fail_json(msg=problem, **result)
+    releases = release_model.releases_path(app_root)
+    final = release_model.release_path(app_root, rid)
+    partial = final + release_model.PARTIAL_SUFFIX
     result["release_path"] = final
 
     try:
@@ -419,7 +476,7 @@ def main() -> None:
         problems = verify_existing(final)
         if not problems:
             try:
-                if link_env(final, app_root, rels, uid, gid, result, module.check_mode):
+                if link_env(final, app_root, rels, env, uid, gid, result, module.check_mode):
                     result["changed"] = True
             except OSError as exc:
                 module.fail_json(msg=link_failure(final, app_root, exc), **result)
@@ -492,11 +549,12 @@ def main() -> None:
         fail_clean(f"extracting {archive} into {partial} failed: {exc}; check disk space "
                    "and permissions, then re-run the deploy")
 
-    if content_hash(manifest)[:12] != release_content_hash_prefix(rid):
+    want_code = (p["content_hash"] or "").strip().lower()
+    if want_code and content_hash(manifest) != want_code:
         fail_clean(
-            f"archive {archive} holds content {content_hash(manifest)[:12]}, expected "
-            f"{release_content_hash_prefix(rid)} from release id {rid}; the archive and release "
-            "id do not belong together, re-run the deploy")
+            f"archive {archive} holds code {content_hash(manifest)[:12]}, expected "
+            f"{want_code[:12]} (content_hash) for release {rid}; the archive and the plan do "
+            "not belong together, re-run the deploy")
     problems = verify_tree(partial, manifest, VERIFY_IGNORE)
     if problems:
         shown = "; ".join(problems[:SHOWN_PROBLEMS])
@@ -507,7 +565,7 @@ def main() -> None:
 
     try:
         fsutil.chown_tree(partial, uid, gid)
-        link_env(partial, app_root, rels, uid, gid, result)
+        link_env(partial, app_root, rels, env, uid, gid, result)
     except OSError as exc:
         fail_clean(link_failure(partial, app_root, exc))
     try:

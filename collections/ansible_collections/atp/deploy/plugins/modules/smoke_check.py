@@ -137,6 +137,23 @@ options:
   service:
     description: Compose service under test (with O(project_name)).
     type: str
+  app_root:
+    description:
+      - The app dir on the instance. Its env files' values (of every release) are masked in
+        everything returned (bodies, log lines, messages), and the deploy lock file is
+        C(<app_root>/.deploy.lock). Omitted, nothing is masked.
+    type: path
+  lock_token:
+    description:
+      - This run's deploy lock token (release_state I(lock.token)). When set, the call first
+        checks that the run still holds the deploy lock and renews its expiry; when the lock is
+        gone or held by another run it fails at once with C(lock_lost=true), changing nothing.
+      - Empty (the default, and in check mode) skips the check.
+    type: str
+    default: ""
+  lock_file:
+    description: The deploy lock file; defaults to C(<app_root>/.deploy.lock).
+    type: path
 notes:
   - Supports check mode (it is read-only and runs the same way).
 """
@@ -273,7 +290,9 @@ import urllib.request  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
+    deploy_lock,
     docker_read,
+    masking,
     proc,
     smoke,
 )
@@ -386,6 +405,8 @@ ARGUMENT_SPEC = {
     "max_error_rate": {"type": "float"},
     "project_name": {"type": "str"},
     "service": {"type": "str"},
+    "app_root": {"type": "path"},
+    **deploy_lock.MODULE_ARGS,
 }
 
 
@@ -442,6 +463,10 @@ def main() -> None:
     base = {"changed": False, "results": [], "summary": [], "warning_lines": [],
             "missing_routes": [], "routes_registered": None, "error_log": None,
             "stopped": "", "attempts": 0, "elapsed": 0.0}
+    # A body or a log line can echo an env value: masked in everything returned.
+    masking.protect(module, masking.for_release(p["app_root"]))
+    deploy_lock.hold(module, deploy_lock.module_lock_file(p, p["app_root"]), p["lock_token"],
+                     "smoke_check", base)
     url = urllib.parse.urlparse(p["base_url"])
     if url.scheme not in ("http", "https") or not url.hostname:
         module.fail_json(msg=f"base_url must be like http://127.0.0.1:8002, got "

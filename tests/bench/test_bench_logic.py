@@ -1,0 +1,154 @@
+"""The benchmark's pure logic (no sandbox): pytest -q tests/bench/test_bench_logic.py"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_apps
+import bench_report
+from bench_probe import GapTracker, event_figures, is_build_argv, merged_seconds
+
+
+def feed(tracker: GapTracker, results: str, step: float = 0.1) -> GapTracker:
+    for index, char in enumerate(results):
+        tracker.add(index * step, char == "1")
+    tracker.finish(len(results) * step)
+    return tracker
+
+
+def test_gap_counts_failures_between_successes():
+    t = feed(GapTracker(expect_serving=True, started=0.0), "1110000111")
+    assert (t.ok, t.failed, t.not_yet_serving) == (6, 4, 0)
+    assert abs(t.longest_gap - 0.5) < 1e-9  # last ok at 0.2, next ok at 0.7
+
+
+def test_first_deploy_does_not_count_probes_before_the_backend_first_answers():
+    t = feed(GapTracker(expect_serving=False, started=0.0), "000011011")
+    assert (t.not_yet_serving, t.failed) == (4, 1)
+    assert abs(t.longest_gap - 0.2) < 1e-9
+
+
+def test_failing_at_the_end_is_a_gap_to_the_end_and_at_the_start_a_gap_from_the_start():
+    t = feed(GapTracker(expect_serving=True, started=0.0), "11000")
+    assert t.failed == 3 and abs(t.longest_gap - 0.4) < 1e-9
+    t = feed(GapTracker(expect_serving=True, started=0.0), "0011")
+    assert t.failed == 2 and abs(t.longest_gap - 0.2) < 1e-9
+
+
+def test_no_failure_no_gap():
+    assert feed(GapTracker(expect_serving=True, started=0.0), "1111").longest_gap == 0.0
+
+
+def test_merged_seconds_unions_overlaps():
+    assert merged_seconds([(0, 2), (1, 3), (5, 6)]) == 4
+    assert merged_seconds([]) == 0
+
+
+def test_build_processes():
+    assert is_build_argv(["docker", "compose", "-p", "x", "-f", "a.yml", "build", "backend-aws"])
+    assert is_build_argv(["/usr/bin/docker", "compose", "up", "-d", "--build"])
+    assert is_build_argv(["docker", "build", "."])
+    assert is_build_argv(["docker", "buildx", "build", "."])
+    assert not is_build_argv(["docker", "compose", "up", "-d", "--no-build", "backend-aws"])
+    assert not is_build_argv(["/usr/libexec/docker/cli-plugins/docker-compose", "compose",
+                              "build"])
+    assert not is_build_argv(["python3", "build"])
+
+
+def test_event_figures():
+    events = [
+        {"ts": 1.0, "kind": "start_session", "session": "s1", "target": "i-a"},
+        {"ts": 1.1, "kind": "command", "session": "s1"},
+        {"ts": 1.2, "kind": "s3_start", "method": "PUT", "key": "/b/i-a/AnsiballZ_x.py"},
+        {"ts": 1.4, "kind": "s3", "method": "PUT", "key": "/b/i-a/AnsiballZ_x.py",
+         "bytes_in": 100, "bytes_out": 0},
+        {"ts": 2.0, "kind": "s3_start", "method": "PUT", "key": "/b/i-a/release.tar.gz"},
+        {"ts": 2.5, "kind": "s3", "method": "PUT", "key": "/b/i-a/release.tar.gz",
+         "bytes_in": 1000, "bytes_out": 0},
+        {"ts": 2.6, "kind": "s3_start", "method": "GET", "key": "/b/i-a/release.tar.gz"},
+        {"ts": 2.7, "kind": "s3", "method": "GET", "key": "/b/i-a/release.tar.gz",
+         "bytes_in": 0, "bytes_out": 1000},
+        {"ts": 3.0, "kind": "start_session", "session": "s2", "target": "i-other"},
+        {"ts": 3.1, "kind": "command", "session": "s2"},
+    ]
+    got = event_figures(events, "i-a")
+    assert got["sessions"] == 1 and got["commands"] == 1
+    assert got["s3_requests"] == 3 and got["s3_data_requests"] == 2
+    assert (got["s3_bytes_up"], got["s3_bytes_down"]) == (1100, 1000)
+    assert abs(got["transfer_s"] - 0.6) < 1e-9
+    assert got["session_s"] == [0.1]
+
+
+def run(app, pb, case, **kw):
+    base = {"app": app, "playbook": pb, "case": case, "rc": 0, "sessions": 4, "commands": 9,
+            "s3_requests": 12, "s3_bytes_up": 10, "s3_bytes_down": 10, "transfer_s": 1.0,
+            "builds": 1, "build_s": 5.0, "restarts": 1, "restarted": ["backend-aws"],
+            "wall_s": 20.0, "probes_failed": 0, "longest_gap_s": 0.0}
+    return dict(base, **kw)
+
+
+def test_targets_pass_and_miss():
+    runs = [
+        run("sample", "deploy", "changed", sessions=5),
+        run("sample", "deploy", "unchanged", sessions=2, builds=0, restarts=0, restarted=[]),
+        run("sample", "deploy", "rollback", probes_failed=3, longest_gap_s=1.2),
+        run("tree500", "deploy", "changed", wall_s=20.0),
+        run("tree500", "naive", "changed", wall_s=200.0),
+        run("fixture", "deploy", "changed", sessions=5, wall_s=30.0, build_s=10.0,
+            transfer_s=2.0),
+    ]
+    targets = bench_report.evaluate_targets(runs, 3.0, ["sample", "tree500", "fixture"])
+
+    def status(prefix: str) -> str:
+        (found,) = [t["status"] for t in targets if t["target"].startswith(prefix)]
+        return found
+
+    assert status("sample: changed deploy <= 6") == "PASS"
+    assert status("sample: unchanged redeploy <= 2") == "PASS"
+    assert status("sample: unchanged redeploy: 0 builds") == "PASS"
+    assert status("tree500: changed deploy wall") == "PASS"  # 0.1x
+    assert status("fixture: changed deploy without") == "PASS"  # 20 s vs 17 s
+    probes = next(t for t in targets if t["target"].startswith("0 failed"))
+    assert probes["status"] == "MISS" and "sample/rollback: 3 failed" in probes["detail"]
+    assert bench_report.probe_failures(runs) == [
+        "sample/rollback: 3 failed probes, longest gap 1.2s"]
+    runs[0]["sessions"] = 7
+    again = bench_report.evaluate_targets(runs, 3.0, ["sample"])
+    assert again[0]["status"] == "MISS"
+
+
+def test_tables_have_a_row_per_run():
+    runs = [run("sample", "deploy", "first"), run("sample", "naive", "first")]
+    assert len(bench_report.text_table(runs).splitlines()) == 4
+    assert bench_report.markdown_table(runs).count("\n") == 3
+
+
+def test_tree500_is_deterministic(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert bench_apps.generate_tree500(a) == bench_apps.GENERATED_FILES
+    bench_apps.generate_tree500(b)
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert files_a == files_b and len(files_a) == bench_apps.GENERATED_FILES
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
+
+
+def test_docs_render(tmp_path):
+    runs = [run("sample", pb, case) for pb in bench_report.PLAYBOOKS
+            for case in bench_report.CASES]
+    result = {"date": "2026-01-01T00:00:00+00:00", "instance": "i-x", "runtime_s": 60.0,
+              "machine": {"cpus": 2, "cpu_model": "cpu", "ram_gb": 4.0, "kernel": "6.1",
+                          "os": "Debian", "python": "3.11", "ansible_core": "2.19",
+                          "amazon_aws": "10.1.2", "instance_docker": "26.1.5"},
+              "latency_ms": bench_report.LATENCY_MS, "session_cost_s": 4.0,
+              "apps": ["sample"], "apps_described": ["sample (18 files)"], "runs": runs,
+              "assembled_from": [{"file": "a.json", "date": "d", "apps": ["sample"]}]}
+    result["targets"] = bench_report.evaluate_targets(runs, 4.0, ["sample"])
+    text = bench_report.markdown(result)
+    assert "community.aws#2209" in text and "amazon.aws#2643" in text
+    assert "| sample | naive baseline | rollback |" in text and "assembled from" in text
+    bench_report.write_chart(result, tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
