@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -269,8 +270,9 @@ def notes(result: dict) -> list[str]:
                    "container (the old one stops, then the new one starts and boots), so "
                    "every case that changes the running release (first deploy excepted) has "
                    "a gap on 8002; zero-downtime activation (the same issue, item 1) is what "
-                   "removes it. The gap is longest for the fixture, whose backend sleeps 10 s "
-                   "and boots gunicorn before it listens.")
+                   "removes it."
+                   + (" The gap is longest for the fixture, whose backend sleeps 10 s and "
+                      "boots gunicorn before it listens." if "fixture" in result["apps"] else ""))
     fixture = next((t for name, t in status.items() if name.startswith("fixture:")), None)
     run = bench_report.find(result["runs"], "fixture", "deploy", "changed")
     if fixture and fixture["status"] == "MISS" and run:
@@ -293,6 +295,10 @@ def notes(result: dict) -> list[str]:
                    "each) and ships each changed file through S3; deploy.yml ships one archive.")
     out.append("")
     return out
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         parser.error("run as root: the probe opens sockets in the instance's network namespace")
 
+    # a SIGTERM/SIGHUP (a killed make, a closed terminal) unwinds like Ctrl-C: the modeled
+    # latency is taken away from the shared sandbox and the figures so far are saved
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="atp-bench-") as tmp:
         inventory = HERE / "inventory"
@@ -354,17 +364,36 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'unchanged' if latency is None else latency}")
             session_cost = bench.calibrate()
             log(f"one more task costs {session_cost:.2f}s")
-            for name in apps:
-                try:
-                    app = bench_apps.make(name, Path(tmp) / "apps")
-                except bench_apps.AppUnavailable as exc:
-                    log(f"SKIP app {name}: {exc}")
-                    continue
-                described.append(f"{name} ({app.files} files)")
-                for pb in playbooks:
-                    log(f"{name} with {bench_report.PLAYBOOK_TITLES[pb]}: {', '.join(cases)}")
-                    bench.app_cycle(app, pb, cases)
-                clean_instance(bench.container)
+            try:
+                measure(bench, apps, playbooks, cases, Path(tmp), described)
+            except KeyboardInterrupt:
+                partial = LOGS / f"partial-{time.strftime('%Y%m%dT%H%M%S')}.json"
+                bench_report.write_json({"runs": bench.runs, "latency_ms": latency or {},
+                                         "session_cost_s": session_cost}, partial)
+                log(f"interrupted: figures so far in {partial.relative_to(REPO)}")
+                raise
+    return report(args, bench, latency, session_cost, apps, described, cases, playbooks,
+                  docs, started)
+
+
+def measure(bench: Bench, apps: list[str], playbooks: list[str], cases: list[str], tmp: Path,
+            described: list[str]) -> None:
+    for name in apps:
+        try:
+            app = bench_apps.make(name, Path(tmp) / "apps")
+        except bench_apps.AppUnavailable as exc:
+            log(f"SKIP app {name}: {exc}")
+            continue
+        described.append(f"{name} ({app.files} files)")
+        for pb in playbooks:
+            log(f"{name} with {bench_report.PLAYBOOK_TITLES[pb]}: {', '.join(cases)}")
+            bench.app_cycle(app, pb, cases)
+        clean_instance(bench.container)
+
+
+def report(args: argparse.Namespace, bench: Bench, latency: dict | None, session_cost: float,
+           apps: list[str], described: list[str], cases: list[str], playbooks: list[str],
+           docs: Path | None, started: float) -> int:
     runtime = time.monotonic() - started
     result = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": machine(bench.container), "instance": args.instance,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench_apps import APPS
+
 CASES = ("first", "unchanged", "changed", "rollback")
 CASE_TITLES = {"first": "first deploy", "unchanged": "unchanged redeploy",
                "changed": "one-file change", "rollback": "rollback"}
@@ -196,6 +198,10 @@ def markdown(result: dict) -> str:
         "reached only through the SSM/S3 stand-ins; runtime of this run "
         f"{result['runtime_s'] / 60:.1f} min",
     ]
+    missing = [a for a in APPS if a not in result["apps"]]
+    if missing:
+        lines.append(f"- PARTIAL: this run does not cover {', '.join(missing)}; `make bench` "
+                     "runs every app")
     if result.get("assembled_from"):
         lines.append("- assembled from one run per app (same machine, same modeled latency): "
                      + ", ".join(f"{', '.join(a['apps'])} at {a['date']}"
@@ -268,6 +274,7 @@ def write_chart(result: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     runs = result["runs"]
     groups = [(app, case) for app in result["apps"] for case in CASES
@@ -292,9 +299,15 @@ def write_chart(result: dict, path: Path) -> None:
                                 ha="center", va="bottom", fontsize=7)
         ax.set_ylabel(title)
         ax.grid(axis="y", alpha=0.3)
-        if key == "wall_s":
+        walls = [r["wall_s"] for r in runs if r["wall_s"] > 0]
+        if key == "wall_s" and walls and max(walls) / min(walls) > 20:
             ax.set_yscale("log")
-    axes[0].legend()
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        elif key == "wall_s":
+            ax.set_ylabel("wall time (s)")
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes[0].set_title(f"deploy.yml vs naive playbook, modeled SSM latency "
                       f"({result['session_cost_s']:.1f} s per task), {result['date'][:10]}")
     axes[1].set_xticks(range(len(groups)), labels, fontsize=8)

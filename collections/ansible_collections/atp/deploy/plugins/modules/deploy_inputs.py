@@ -12,9 +12,9 @@ short_description: Check every deploy variable on the controller, before any SSM
 description:
   - Runs on the controller only (action plugin); it never starts a session or runs anything on
     a host.
-  - Reads the variables of the rules table in C(module_utils/deploy_inputs.py) as Ansible
+  - "Reads the variables of the rules table in C(module_utils/deploy_inputs.py) as Ansible
     resolved them for every host of the play (or O(hosts)) and fails with one line per
-    problem, C(<variable>: expected <what>, saw <value>: <what to do>).
+    problem, C(<variable>: expected <what>, saw <value>: <what to do>)."
   - Checks types, ranges and shapes, e.g. C(deploy_service) a compose service name that cannot
     read as a flag, C(deploy_compose_project) compose's project name rules,
     C(deploy_image_repo) a lowercase repository without tag, C(deploy_app_root) absolute and

@@ -11,16 +11,19 @@ module: env_guard
 short_description: Refuse env values Ansible would template by accident or no env file can hold
 description:
   - Runs on the controller only (action plugin); it never starts a session.
-  - Reads the env variables (O(variables)) RAW, before Ansible templates them. ansible-core
+  - >-
+    Reads the env variables (O(variables)) RAW, before Ansible templates them. ansible-core
     2.19 templates every trusted string when the variable is used (group_vars, host_vars,
     C(-e) extra vars and a whole vault-encrypted vars file alike), so a secret holding
     C({#x#}) would lose that part silently and C({{ }}) / C({% %}) would be evaluated.
-  - A value with Jinja markers in a trusted string is refused, naming the variable and the key
+  - >-
+    A value with Jinja markers in a trusted string is refused, naming the variable and the key
     (never the value), unless it only holds C({{ variable }}) expressions (a reference to a
     vault variable, also inside a URL); a whole-value reference is followed and the referenced
     variable's raw value checked the same way. C(!unsafe) values and inline C(!vault) values
     are never templated and taken as written.
-  - Every rendered value must fit an env file line (C(module_utils/dotenv.py) value_problem):
+  - >-
+    Every rendered value must fit an env file line (C(module_utils/dotenv.py) value_problem):
     a NUL or a trailing backslash is refused; quotes, newlines, C($), C(#) are encoded.
 version_added: "1.2.0"
 author: atp.deploy contributors
