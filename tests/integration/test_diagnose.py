@@ -41,6 +41,8 @@ BASE_IMAGE = "atp-backend-base:bookworm"
 LABELS = (f"-l com.docker.compose.project={PROJECT} -l com.docker.compose.service={SERVICE}")
 EXPECTED = ["GET /api/health", "GET /api/dashboard/state", "GET /api/portfolio/snapshot",
             "GET /api/portfolio/latest", "POST /api/portfolio/refresh"]
+
+
 def fake_secrets() -> list[str]:
     """The sandbox's fake credential values (inventory/sandbox/group_vars/backend/env.yml)."""
     data = yaml.safe_load((REPO / "inventory/sandbox/group_vars/backend/env.yml").read_text())
