@@ -17,9 +17,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
-# Action plugins (or delegated modules) of atp.deploy that only ever run on the controller.
-CONTROLLER_ACTIONS = {"atp.deploy.source_preflight", "atp.deploy.env_parameters",
-                      "atp.deploy.transfer_bucket", "atp.deploy.env_guard"}
+ACTIONS = REPO / "collections/ansible_collections/atp/deploy/plugins/action"
+# What of atp.deploy only ever runs on the controller: the delegated source_preflight module and
+# every action plugin that never sends a module to the host (no _execute_module).
+CONTROLLER_ACTIONS = {"atp.deploy.source_preflight"} | {
+    f"atp.deploy.{path.stem}" for path in ACTIONS.glob("*.py")
+    if "_execute_module" not in path.read_text()}
 BLOCK_KEYS = ("block", "rescue", "always")
 NOT_ACTIONS = {"name", "when", "register", "become", "become_user", "delegate_to", "run_once",
                "vars", "tags", "loop", "loop_control", "with_items", "no_log", "check_mode",
@@ -99,6 +102,12 @@ def problems_in_data(data: object, where: str) -> list[str]:
     if all(isinstance(item, dict) and "import_playbook" in item for item in data):
         return []
     return walk(data, where, False, False)
+
+
+def test_the_controller_only_actions_are_known():
+    assert {"atp.deploy.env_parameters", "atp.deploy.transfer_bucket",
+            "atp.deploy.env_guard"} <= CONTROLLER_ACTIONS
+    assert "atp.deploy.release_unpack" not in CONTROLLER_ACTIONS
 
 
 def test_the_lint_sees_the_files_that_matter():

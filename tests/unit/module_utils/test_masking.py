@@ -21,7 +21,12 @@ PASSWORD = "pa$$'w\"ord"
     ("ENVIRONMENT", "aws", False),
     ("PORT", "8002", False),
     ("LOG_LEVEL", "INFO", False),
-    ("APP_NAME", "trading", True),
+    ("APP_NAME", "automated-trading-platform", False),
+    ("ENVIRONMENT", "production", False),
+    ("LIMIT", "1500", False),
+    ("ACCOUNT_ID", "123456789012", True),
+    ("EXCHANGE_URL", "https://api.example.com/v1", True),
+    ("SOME_VALUE", "Tr4d1ng-Pw", True),
     ("ANY", "   ", False),
     ("ANY", None, False),
 ])
@@ -72,10 +77,10 @@ def test_compose_env_errors_lose_the_quoted_text_whatever_it_is():
 
 def test_file_pairs_of_a_good_and_a_broken_file():
     assert masking.file_pairs("A='x y'\n# c\nB=2\n") == [("A", "x y"), ("B", "2")]
-    broken = "A='abc\\'\nB='secret-xyz'\n"
+    broken = "A='abc\\'\nB='s3cret-xyz'\n"
     pairs = masking.file_pairs(broken)
     m = masking.Masker().add_pairs(pairs)
-    assert "secret-xyz" not in m.text("near \"B='secret-xyz'\" and secret-xyz")
+    assert "s3cret-xyz" not in m.text("near \"B='s3cret-xyz'\" and s3cret-xyz")
 
 
 def test_release_env_files_cover_shared_sets_release_and_checkout(tmp_path):

@@ -11,6 +11,7 @@ session. Only keys under ``<instance id>/`` are listed or deleted, and only thos
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -64,7 +65,9 @@ class ActionModule(ActionBase):
             return {**result, **_fail("transfer_bucket: " + "; ".join(validation.error_messages))}
         args = validation.validated_parameters
         connection = self._connection
-        if not hasattr(connection, "s3_manager"):  # not amazon.aws.aws_ssm: no S3 transfers
+        # not amazon.aws.aws_ssm: no S3 transfers (getattr_static: the property would already
+        # call S3, outside the error handling below)
+        if inspect.getattr_static(connection, "s3_manager", None) is None:
             result.update(changed=False, skipped=True,
                           msg=f"connection {connection.transport} moves no files through S3")
             return result
@@ -117,8 +120,13 @@ class ActionModule(ActionBase):
         except Exception as exc:  # botocore errors: one line, the bucket and prefix named
             if type(exc).__module__.split(".")[0] not in ("botocore", "boto3"):
                 raise
-            error = getattr(exc, "response", {}).get("Error", {})
-            detail = f"{error.get('Code')}: {error.get('Message')}" if error else str(exc)
+            error = (getattr(exc, "response", None) or {}).get("Error", {})
+            if not error:  # no answer at all: endpoint, network, credentials
+                return {**result, **_fail(
+                    f"transfer bucket s3://{bucket}: S3 not reachable "
+                    f"({str(exc).splitlines()[0]}): check the region, the network, the "
+                    "operator's AWS credentials and ansible_aws_ssm_bucket_endpoint_url")}
+            detail = f"{error.get('Code')}: {error.get('Message')}"
             return {**result, **_fail(
                 f"transfer bucket s3://{bucket}/{prefix}: checking or cleaning failed "
                 f"({detail.splitlines()[0]}): the operator needs s3:GetEncryptionConfiguration "

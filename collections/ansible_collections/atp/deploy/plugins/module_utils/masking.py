@@ -11,9 +11,11 @@ and the controller masks failure messages with the values it rendered (filter
 Which values are masked (:func:`should_mask`):
 - a value under a secret-looking name (KEY, SECRET, TOKEN, PASS, PWD, CREDENTIAL, AUTH,
   PRIVATE, SIGN, SALT, DSN, COOKIE, SESSION) of 3 characters or more;
-- any other value of 6 characters or more (a DATABASE_URL holds a password whatever its name);
-- never blank values and never the words true/false/yes/no/on/off/none/null: masking ``aws``
-  or ``8002`` everywhere would make the output unreadable and hide nothing.
+- any other value of 6 characters or more (a DATABASE_URL holds a password whatever its name),
+  unless it is plain words (letters joined by ``-_.`` or spaces: ``production``,
+  ``automated-trading-platform``) or a number shorter than 8 digits;
+- never blank values and never the words true/false/yes/no/on/off/none/null: masking ``aws``,
+  ``8002`` or the project name everywhere would make the output unreadable and hide nothing.
 Each value is masked as written and in the forms output quotes it in: compose's ``$$``
 escaping, JSON / Go ``%q`` escaping, the env file's double-quoted encoding, and each line of a
 multi-line value.
@@ -38,6 +40,8 @@ MIN_ANY_LEN = 6
 SECRET_NAME_RE = re.compile(
     r"KEY|SECRET|TOKEN|PASS|PWD|CREDENTIAL|AUTH|PRIVATE|SIGN|SALT|DSN|COOKIE|SESSION", re.I)
 BENIGN = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null"})
+_PLAIN_WORDS_RE = re.compile(r"[A-Za-z]+(?:[-_. ][A-Za-z]+)*")
+_SHORT_NUMBER_RE = re.compile(r"\d{1,7}(?:\.\d+)?")
 HIDDEN_ENV_TEXT = "(env file text hidden)"
 # compose's dotenv errors (``[failed to read <file>: ]line N: unexpected character "X" in
 # variable name "<file text>"``, ``line N: unterminated quoted value <file text>``): keep the
@@ -59,6 +63,8 @@ def should_mask(name: str, value: object) -> bool:
         return False
     if SECRET_NAME_RE.search(str(name or "")):
         return len(text) >= MIN_SECRET_NAME_LEN
+    if _PLAIN_WORDS_RE.fullmatch(text) or _SHORT_NUMBER_RE.fullmatch(text):
+        return False
     return len(text) >= MIN_ANY_LEN
 
 
