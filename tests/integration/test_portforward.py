@@ -276,10 +276,13 @@ def inventory(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fake_backends(env, inventory, tmp_path_factory) -> Iterator[tuple[int, int]]:
+def fake_backends(inventory, tmp_path_factory) -> Iterator[tuple[int, int]]:
     """(remote port of the right app, remote port of the app claiming OTHER_INSTANCE)."""
     app = tmp_path_factory.mktemp("pf-app") / "app.py"
     app.write_text(APP)
+    # ansible over the sandbox's SSM (its endpoints from the environment: this inventory has
+    # only hosts and group_vars); the tool under test gets the stripped `env` fixture instead
+    env = sandbox_env()
 
     def adhoc(module: str, args: str) -> subprocess.CompletedProcess:
         return bounded([str(REPO / ".venv" / "bin" / "ansible"), "-i", str(inventory),

@@ -91,7 +91,8 @@ def test_a_run_killed_mid_transfer_leaves_an_encrypted_object_the_next_run_remov
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"] == key_arn
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "left by an earlier run removed" in proc.stdout
+    # (the yaml callback folds long messages: compare without line breaks)
+    assert "1 object(s) left by an earlier run removed" in " ".join(proc.stdout.split())
     assert bucket_keys() == []
 
 
