@@ -102,6 +102,14 @@ BAD_VARIABLES = [
     ("smoke_timeout=abc", "smoke_timeout: expected a whole number of seconds >= 1, saw 'abc': "),
     ("deploy_keep_releases=1", "deploy_keep_releases: expected a whole number of releases >= 2"),
     ("deploy_lock_wait=-1", "deploy_lock_wait: expected a whole number of seconds >= 0"),
+    ("deploy_lock_ttl=30", "deploy_lock_ttl: expected a whole number of seconds >= 60, saw '30': "
+     "pass e.g. -e deploy_lock_ttl=1800"),
+    ("deploy_lock_ttl=500",  # the sandbox's build step: 240 + route gate 120 + dependencies 180
+     "deploy_lock_ttl: expected more seconds than the slowest single step (compose_release: "
+     "deploy_build_timeout 240 + deploy_route_gate_timeout 120 + deploy_dependency_timeout 180), "
+     "saw 500: "),
+    ("deploy_serial=0", "deploy_serial: expected a whole number of hosts >= 1 or a percentage "
+     "1%-100%, saw '0': "),
     ("deploy_min_free_mb=1G", "deploy_min_free_mb: expected a whole number of MiB >= 0"),
     ({"deploy_expected_routes": "GET /api/health"},
      "deploy_expected_routes: expected a list of 'METHOD /path' items"),
@@ -115,11 +123,23 @@ BAD_VARIABLES = [
     ("deploy_break_lock=maybe", "deploy_break_lock: expected true or false"),
     ("deploy_allow_exchange_unreachable=perhaps",
      "deploy_allow_exchange_unreachable: expected true or false"),
+    ("deploy_env_replace=perhaps", "deploy_env_replace: expected true or false (also yes/no, "
+     "on/off, 1/0), saw 'perhaps': pass -e deploy_env_replace=true or -e "
+     "deploy_env_replace=false"),
     ({"deploy_env_aws": {"EXCHANGE_CUSTOM_API_KEY": {"value": "s3cr3t-nested"}}},
      "deploy_env_aws: expected a mapping of env variable names to strings or numbers, saw "
      "EXCHANGE_CUSTOM_API_KEY holding a mapping: "),
     ({"deploy_env": ["ENVIRONMENT=aws"]}, "deploy_env: expected a mapping of env variable names"),
+    ("deploy_env_parameter_prefix=atp/prod", "deploy_env_parameter_prefix: expected a Parameter "
+     "Store path like /atp/prod/backend/ (letters, digits, _ . - between slashes, not under /aws "
+     "or /ssm), or '' for none, saw 'atp/prod': "),
     ("deploy_archive_max_mb=0", "deploy_archive_max_mb: expected a whole number of MB >= 1"),
+    ("deploy_archive_max_file_mb=0",
+     "deploy_archive_max_file_mb: expected a whole number of MB >= 1, saw '0': "),
+    ("deploy_build_log_lines=2",
+     "deploy_build_log_lines: expected a whole number of lines 3-1000, saw '2': "),
+    ("smoke_check_interval=0",
+     "smoke_check_interval: expected a number of seconds > 0, saw '0': "),
     ({"backend_src_dir": ""}, "backend_src_dir: expected the path of the app checkout"),
     ({"ansible_aws_ssm_bucket_name": ""},
      "ansible_aws_ssm_bucket_name: expected the S3 bucket the aws_ssm plugin moves files"),

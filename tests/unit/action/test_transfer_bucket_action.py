@@ -149,3 +149,40 @@ def test_another_key_than_the_inventorys_is_refused(bucket):
     other = KEY_ARN.replace("0d9a1c54", "11111111")
     result = make_action({}, ssm_connection(s3, name, key=other)).run(task_vars={})
     assert result["failed"] and "expected " + other in result["msg"]
+
+
+def test_a_versioned_bucket_without_noncurrent_expiry_is_refused(bucket):
+    """With versioning Enabled the plugin's delete keeps every payload (env values included) as
+    a noncurrent version: refused before anything is cleaned, with what to do."""
+    s3, name = bucket
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    result = make_action({"min_age": 0}, ssm_connection(s3, name, key=KEY_ARN)).run(task_vars={})
+    assert result["failed"] and "saw Enabled" in result["msg"], result
+    assert "Status=Suspended" in result["msg"] and "\n" not in result["msg"]
+    assert len(keys(s3, name)) == 3  # nothing cleaned before the check passed
+
+
+def test_a_versioned_bucket_whose_noncurrent_versions_expire_in_a_day_is_accepted(bucket):
+    s3, name = bucket
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [{
+        "ID": "expire-ssm-transfers", "Status": "Enabled", "Filter": {"Prefix": ""},
+        "Expiration": {"Days": 1}, "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}]})
+    result = make_action({"min_age": 0}, ssm_connection(s3, name, key=KEY_ARN)).run(task_vars={})
+    assert not result.get("failed") and len(result["removed"]) == 2, result
+
+
+def test_suspended_versioning_is_accepted(bucket):
+    s3, name = bucket
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Suspended"})
+    result = make_action({"min_age": 0}, ssm_connection(s3, name, key=KEY_ARN)).run(task_vars={})
+    assert not result.get("failed") and len(result["removed"]) == 2, result
+
+
+def test_versioning_is_checked_even_without_kms_or_cleaning(bucket):
+    s3, name = bucket
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    result = make_action({"require_kms": False, "clean": False},
+                         ssm_connection(s3, name, None, None)).run(task_vars={})
+    assert result["failed"] and "saw Enabled" in result["msg"]

@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import botocore
 import botocore.session
@@ -71,18 +72,29 @@ def _as_list(value: object) -> list:
     return value if isinstance(value, list) else [value]
 
 
+# AWS: a key absent from the request context makes a positive operator false, but a negated
+# one ("the key does not match ...") TRUE, and every ...IfExists operator TRUE as well. So a Deny
+# with StringNotEquals or StringNotEqualsIfExists on a header also denies requests WITHOUT it.
+NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals",
+           "ArnNotLike", "NumericNotEquals", "DateNotEquals", "NotIpAddress"}
+
+
 def _condition_holds(operator: str, key: str, wanted: object, context: dict) -> bool:
+    values = [str(v) for v in _as_list(wanted)]
+    if operator == "Null":  # "true": the key is absent; "false": it is present
+        return any((v.lower() == "true") == (key not in context) for v in values)
     base, if_exists = (operator[:-8], True) if operator.endswith("IfExists") else (operator, False)
     if key not in context:
-        return if_exists
+        return if_exists or base in NEGATED
     actual = [str(v) for v in _as_list(context[key])]
-    values = [str(v) for v in _as_list(wanted)]
-    if base == "StringEquals" or base == "Bool":
+    if base in ("StringEquals", "Bool"):
         return any(a == v for a in actual for v in values)
-    if base == "StringLike":
+    if base in ("StringLike", "ArnLike", "ArnEquals"):
         return any(fnmatch.fnmatchcase(a, v) for a in actual for v in values)
     if base == "StringNotEquals":
         return all(a != v for a in actual for v in values)
+    if base in ("StringNotLike", "ArnNotLike", "ArnNotEquals"):
+        return not any(fnmatch.fnmatchcase(a, v) for a in actual for v in values)
     raise AssertionError(f"the evaluator does not know condition operator {operator}")
 
 
@@ -184,6 +196,34 @@ VIA_S3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
 VIA_SSM = {"kms:ViaService": f"ssm.{REGION}.amazonaws.com"}
 
 
+SSE_CONTEXT_KEYS = {"ServerSideEncryption": "s3:x-amz-server-side-encryption",
+                    "SSEKMSKeyId": "s3:x-amz-server-side-encryption-aws-kms-key-id"}
+
+
+@functools.cache
+def plugin_put_context(transfer: str) -> tuple[tuple[str, str], ...]:
+    """The SSE condition keys of amazon.aws.aws_ssm's S3 PUT for one transfer direction, asked
+    of the plugin itself with the inventories' settings (sse_mode aws:kms, the key ARN).
+
+    ``put`` (controller -> instance, every module payload with its arguments): the controller's
+    ``upload_fileobj(..., ExtraArgs=put_args)``; amazon.aws 10.x returns ``put_args=None`` for it,
+    so NO SSE header is sent (multipart UploadPart never carries one anyway). ``get`` (instance ->
+    controller): the presigned ``put_object`` URL the instance curls, with the SSE headers."""
+    from ansible_collections.amazon.aws.plugins.plugin_utils.ssm.s3clientmanager import (
+        S3ClientManager,
+    )
+
+    client = mock.MagicMock()
+    client.generate_presigned_url.return_value = "https://presigned.invalid/x"
+    _, put_args = S3ClientManager(client).generate_host_commands(
+        bucket_name=BUCKET, bucket_sse_mode="aws:kms", bucket_sse_kms_key_id=KEY_ARN,
+        s3_path="k", in_path="/in", out_path="/out", is_windows=False, method=transfer)
+    if transfer == "get":  # the URL is signed with exactly these parameters
+        params = client.generate_presigned_url.call_args.kwargs["Params"]
+        put_args = {k: v for k, v in params.items() if k in SSE_CONTEXT_KEYS}
+    return tuple((SSE_CONTEXT_KEYS[k], v) for k, v in sorted((put_args or {}).items()))
+
+
 def requests_for(operation: str, path: Path) -> list[Request]:
     """The IAM requests one boto3 operation causes in this project."""
     where = path.name
@@ -201,9 +241,8 @@ def requests_for(operation: str, path: Path) -> list[Request]:
         "head_bucket": [Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {},
                                 f"{where}: bucket region (HeadBucket, no prefix)")],
         "upload_fileobj": [
-            Request("s3:PutObject", OBJECT_ARN, {"s3:x-amz-server-side-encryption": "aws:kms",
-                                                 "s3:x-amz-server-side-encryption-aws-kms-key-id":
-                                                 KEY_ARN}, f"{where}: upload"),
+            Request("s3:PutObject", OBJECT_ARN, dict(plugin_put_context("put")),
+                    f"{where}: upload (SSE headers as the plugin sends them: none)"),
             Request("s3:PutObject", OBJECT_ARN, {}, f"{where}: multipart UploadPart"),
             Request("s3:AbortMultipartUpload", OBJECT_ARN, {}, f"{where}: failed multipart"),
             kms_put, kms_get],
@@ -213,15 +252,19 @@ def requests_for(operation: str, path: Path) -> list[Request]:
         "get_bucket_encryption": [Request("s3:GetEncryptionConfiguration",
                                           f"arn:aws:s3:::{BUCKET}", {},
                                           f"{where}: bucket default encryption check")],
+        "get_bucket_versioning": [Request("s3:GetBucketVersioning", f"arn:aws:s3:::{BUCKET}",
+                                          {}, f"{where}: bucket versioning check")],
+        "get_bucket_lifecycle_configuration": [
+            Request("s3:GetLifecycleConfiguration", f"arn:aws:s3:::{BUCKET}", {},
+                    f"{where}: noncurrent expiry, when versioning is Enabled")],
         "list_objects_v2": [Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}",
                                     {"s3:prefix": f"{INSTANCE}/"}, f"{where}: list own prefix")],
         "presigned:get_object": [Request("s3:GetObject", OBJECT_ARN, {},
                                          f"{where}: instance curl GET, signed by the operator"),
                                  kms_get],
         "presigned:put_object": [Request("s3:PutObject", OBJECT_ARN,
-                                         {"s3:x-amz-server-side-encryption": "aws:kms",
-                                          "s3:x-amz-server-side-encryption-aws-kms-key-id":
-                                          KEY_ARN}, f"{where}: instance curl PUT"), kms_put],
+                                         dict(plugin_put_context("get")),
+                                         f"{where}: instance curl PUT"), kms_put],
         "get_parameters": [
             Request("ssm:GetParameters",
                     f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{PREFIX}env.aws/"
@@ -269,7 +312,8 @@ def test_the_calls_are_found_in_the_code():
     assert {"start_session", "terminate_session", "head_bucket", "upload_fileobj",
             "delete_object", "presigned:get_object", "presigned:put_object",
             "get_parameters", "list_objects_v2", "delete_objects",
-            "get_bucket_encryption"} <= operations
+            "get_bucket_encryption", "get_bucket_versioning",
+            "get_bucket_lifecycle_configuration"} <= operations
 
 
 @pytest.mark.parametrize("request_", required_requests(), ids=lambda r: f"{r.action}:{r.why}")
@@ -329,6 +373,8 @@ DENIED = [
     Request("s3:DeleteBucket", f"arn:aws:s3:::{BUCKET}", {}, "bucket admin"),
     Request("s3:PutBucketVersioning", f"arn:aws:s3:::{BUCKET}", {}, "bucket admin"),
     Request("s3:PutEncryptionConfiguration", f"arn:aws:s3:::{BUCKET}", {}, "bucket admin"),
+    Request("s3:PutLifecycleConfiguration", f"arn:aws:s3:::{BUCKET}", {}, "bucket admin"),
+    Request("s3:GetBucketVersioning", "arn:aws:s3:::other-bucket", {}, "other bucket"),
     Request("ssm:GetParameters", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/atp/staging/x", {},
             "another prefix"),
     Request("ssm:GetParametersByPath", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/atp/prod/"
@@ -353,6 +399,55 @@ def test_plain_http_is_denied_by_the_bucket_policy():
     assert not allowed(operator(), request)
     request.context["aws:SecureTransport"] = "true"
     assert allowed(operator(), request)
+
+
+@pytest.mark.parametrize(("operator_", "present", "absent"), [
+    ("StringEquals", False, False), ("StringNotEquals", True, True),
+    ("StringEqualsIfExists", False, True), ("StringNotEqualsIfExists", True, True),
+    ("StringLike", False, False), ("StringNotLike", True, True),
+    ("ArnNotEquals", True, True), ("Bool", False, False), ("BoolIfExists", False, True),
+])
+def test_the_evaluator_treats_absent_keys_as_aws_does(operator_, present, absent):
+    """present: the key is in the request with another value; absent: not in the request."""
+    assert _condition_holds(operator_, "k", "wanted", {"k": "other"}) is present
+    assert _condition_holds(operator_, "k", "wanted", {}) is absent
+    assert _condition_holds("Null", "k", "true", {}) and not _condition_holds("Null", "k", "true",
+                                                                              {"k": "x"})
+    assert _condition_holds("Null", "k", "false", {"k": "x"}) and not _condition_holds(
+        "Null", "k", "false", {})
+
+
+def test_the_plugin_uploads_modules_without_sse_headers():
+    """amazon.aws 10.x: the controller's upload (module payloads, env values included) carries no
+    SSE header whatever ansible_aws_ssm_bucket_sse_mode says; only the instance's presigned PUT
+    does. The bucket's default SSE-KMS is what encrypts the uploads, and the bucket policy must
+    let a header-less upload through."""
+    text = (AMAZON_AWS / "plugins/plugin_utils/ssm/filetransfermanager.py").read_text()
+    assert "upload_fileobj(data, self.bucket_name, s3_path, ExtraArgs=put_args)" in text
+    assert plugin_put_context("put") == ()
+    assert dict(plugin_put_context("get")) == {
+        "s3:x-amz-server-side-encryption": "aws:kms",
+        "s3:x-amz-server-side-encryption-aws-kms-key-id": KEY_ARN}
+
+
+SSE = "s3:x-amz-server-side-encryption"
+SSE_KEY = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+ALLOW_ALL_S3 = {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+
+
+@pytest.mark.parametrize(("headers", "verdict"), [
+    ({}, True),  # the controller's upload and multipart UploadPart: bucket default SSE-KMS
+    ({SSE: "aws:kms", SSE_KEY: KEY_ARN}, True),  # the instance's presigned PUT
+    ({SSE: "AES256"}, False),
+    ({SSE: "aws:kms:dsse", SSE_KEY: KEY_ARN}, False),
+    ({SSE: "aws:kms"}, False),  # no key named: S3 would use the AWS managed key aws/s3
+    ({SSE: "aws:kms", SSE_KEY: f"arn:aws:kms:{REGION}:{ACCOUNT}:key/other"}, False),
+], ids=["no-headers", "kms-project-key", "AES256", "dsse", "kms-no-key", "kms-other-key"])
+def test_the_bucket_policy_denies_only_explicit_other_encryption(headers, verdict):
+    request = Request("s3:PutObject", OBJECT_ARN,
+                      {"aws:SecureTransport": "true", **headers}, "upload")
+    assert allowed([ALLOW_ALL_S3, load("transfer-bucket-policy.json")], request) is verdict
+    assert allowed(operator(), request) is verdict
 
 
 def test_instance_role_is_session_manager_only():
@@ -407,3 +502,12 @@ def test_the_bucket_documents_are_accepted_by_the_s3_api(moto_s3):
     rules = moto_s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
     assert rules[0]["Expiration"] == {"Days": 1}
     assert "Status" not in moto_s3.get_bucket_versioning(Bucket=BUCKET)  # versioning never on
+
+
+def test_the_lifecycle_document_satisfies_the_versioning_check():
+    """A bucket where versioning was turned on is still accepted once the rule is applied."""
+    from ansible_collections.atp.deploy.plugins.module_utils import transfer_bucket as tb
+
+    rules = load("transfer-bucket-lifecycle.json")["Rules"]
+    assert tb.versioning_problem(BUCKET, "Enabled", rules, f"{INSTANCE}/") is None
+    assert tb.versioning_problem(BUCKET, "Enabled", [], f"{INSTANCE}/")

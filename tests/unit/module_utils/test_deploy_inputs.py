@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -38,6 +39,7 @@ GOOD = {
     "deploy_expected_routes": [["GET /api/health", "POST /api/portfolio/refresh"], []],
     "deploy_keep_releases": [5, "2"],
     "deploy_lock_wait": [0, "600"],
+    "deploy_lock_ttl": [1800, "60", 3600],
     "deploy_min_free_mb": [1024, "0"],
     "deploy_serial": [1, "3", "50%", "100%"],
     "deploy_transfer_cleanup_min_age": [60, "0"],
@@ -134,6 +136,11 @@ BAD = [
     ("deploy_keep_releases", "one", "saw 'one'"),
     ("deploy_lock_wait", -1, "seconds >= 0, saw -1"),
     ("deploy_lock_wait", "soon", "saw 'soon'"),
+    ("deploy_lock_ttl", 59, "expected a whole number of seconds >= 60, saw 59: pass e.g. "
+     "-e deploy_lock_ttl=1800 (longer than the slowest single step)"),
+    ("deploy_lock_ttl", "0", "saw '0'"),
+    ("deploy_lock_ttl", "30m", "saw '30m'"),
+    ("deploy_lock_ttl", True, "saw True (a boolean)"),
     ("deploy_min_free_mb", -5, "MiB >= 0, saw -5"),
     ("deploy_min_free_mb", "1G", "saw '1G'"),
     ("deploy_serial", 0, "saw 0"),
@@ -299,6 +306,52 @@ def test_a_bad_build_timeout_is_reported_once():
     assert "saw 'x'" in line
 
 
+def test_lock_ttl_minimum_is_the_instances():
+    """One minimum on both sides: deploy_lock.MIN_TTL (release_state refuses below it too)."""
+    from ansible_collections.atp.deploy.plugins.module_utils import deploy_lock
+    assert di.check_inputs({"deploy_lock_ttl": deploy_lock.MIN_TTL}) == []
+    assert deploy_lock.ttl_problem(deploy_lock.MIN_TTL) is None
+    line = one_line({"deploy_lock_ttl": deploy_lock.MIN_TTL - 1})
+    assert f">= {deploy_lock.MIN_TTL}," in line
+    assert deploy_lock.ttl_problem(deploy_lock.MIN_TTL - 1) is not None
+    assert f"deploy_lock_ttl={deploy_lock.DEFAULT_TTL} " in line
+
+
+def test_lock_ttl_must_outlive_the_build_and_activate_step():
+    values = {"deploy_build_timeout": 840, "deploy_route_gate_timeout": 120,
+              "deploy_dependency_timeout": 180}
+    line = one_line({**values, "deploy_lock_ttl": 1140})
+    assert line == (
+        "deploy_lock_ttl: expected more seconds than the slowest single step (compose_release: "
+        "deploy_build_timeout 840 + deploy_route_gate_timeout 120 + deploy_dependency_timeout "
+        "180), saw 1140: pass -e deploy_lock_ttl=1800 or lower those timeouts")
+    assert FIX_RE.search(line)
+    assert di.check_inputs({**values, "deploy_lock_ttl": 1141}) == []
+    # the gate does not run when it is switched off
+    assert di.check_inputs({**values, "deploy_route_gate": "false",
+                            "deploy_lock_ttl": 1100}) == []
+    # only the timeouts that are set count
+    assert "(compose_release: deploy_build_timeout 2000), saw 1800: pass -e " \
+        "deploy_lock_ttl=2300 " in one_line({"deploy_build_timeout": 2000,
+                                             "deploy_lock_ttl": 1800})
+
+
+def test_lock_ttl_must_outlive_the_smoke_checks():
+    line = one_line({"smoke_timeout": 600, "deploy_build_timeout": 300, "deploy_lock_ttl": 600})
+    assert line.startswith("deploy_lock_ttl: expected more seconds than the slowest single step "
+                           "(smoke_check: smoke_timeout 600), saw 600: ")
+    assert di.check_inputs({"smoke_timeout": 90, "deploy_lock_ttl": 91}) == []
+
+
+def test_lock_ttl_cross_check_needs_good_values():
+    # a bad ttl is reported once (its own rule); an unset ttl or bad timeouts: nothing to compare
+    line = one_line({"deploy_lock_ttl": "x", "deploy_build_timeout": 5000})
+    assert "saw 'x'" in line
+    assert di.check_inputs({"deploy_build_timeout": 5000, "smoke_timeout": 5000}) == []
+    assert one_line({"deploy_lock_ttl": 60, "deploy_build_timeout": 0}).startswith(
+        "deploy_build_timeout: expected a whole number")
+
+
 def test_file_cap_cannot_exceed_total_cap():
     line = one_line({"deploy_archive_max_mb": 100, "deploy_archive_max_file_mb": 150})
     assert line.startswith("deploy_archive_max_file_mb: expected at most deploy_archive_max_mb")
@@ -379,6 +432,64 @@ def test_argument_specs_accept_everything_the_rules_accept(role, name, spec):
     for value in GOOD[name]:
         result = ArgumentSpecValidator({name: spec}).validate({name: value})
         assert result.error_messages == [], (role, name, value)
+
+
+def _integration_bad_variables() -> list:
+    """BAD_VARIABLES of tests/integration/test_deploy_bad_input.py (read, not imported: that
+    package needs the sandbox)."""
+    path = REPO / "tests/integration/test_deploy_bad_input.py"
+    for node in ast.parse(path.read_text()).body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and getattr(node.targets[0], "id", None) == "BAD_VARIABLES"):
+            return ast.literal_eval(node.value)
+    raise AssertionError("BAD_VARIABLES not found")
+
+
+def _sandbox_deploy_values() -> dict:
+    """What deploy.yml's deploy_inputs task sees with the sandbox inventory and no -e: the
+    defaults of the roles deploy.yml imports (static, so visible to the play), then the
+    sandbox group_vars."""
+    imported = set(re.findall(r"import_role:\s+name: ([a-z_]+)",
+                              (REPO / "playbooks/deploy.yml").read_text()))
+    values: dict = {}
+    for role, defaults in _role_files("defaults/main.yml").items():
+        if role in imported:
+            values.update({k: v for k, v in defaults.items()
+                           if not (isinstance(v, str) and "{{" in v)})
+    for path in sorted((REPO / "inventory/sandbox/group_vars").rglob("*.yml")):
+        values.update(yaml.safe_load(path.read_text()) or {})
+    return values
+
+
+def _row_id(extra: str | dict) -> str:
+    name, value = extra.split("=", 1) if isinstance(extra, str) else next(iter(extra.items()))
+    return f"{name}-{re.sub(r'[^A-Za-z0-9]+', '', str(value))[:16] or 'empty'}"
+
+
+@pytest.mark.parametrize(("extra", "expected"), _integration_bad_variables(),
+                         ids=[_row_id(e) for e, _ in _integration_bad_variables()])
+def test_integration_bad_variable_rows_match_the_rules(extra, expected):
+    """Each row's line is what the rules print, alone, in the sandbox deploy (-e k=v passes a
+    string; a mapping is passed as JSON)."""
+    base = _sandbox_deploy_values()
+    ssm = di.is_ssm(base.get("ansible_connection"))
+    assert ssm and di.check_inputs(base, ssm=ssm) == []
+    if isinstance(extra, str):
+        name, value = extra.split("=", 1)
+        extra = {name: value}
+    problems = di.check_inputs({**base, **extra}, ssm=ssm)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(expected), problems[0]
+
+
+def test_integration_rows_cover_the_rules():
+    """Most rules have a row that runs the real playbook (0 sessions)."""
+    names = {(e.split("=", 1)[0] if isinstance(e, str) else next(iter(e)))
+             for e, _ in _integration_bad_variables()}
+    assert names <= set(di.RULES_BY_NAME)
+    assert {"deploy_lock_ttl", "deploy_serial", "deploy_archive_max_file_mb",
+            "deploy_build_log_lines", "deploy_env_parameter_prefix", "deploy_env_replace"} <= names
+    assert any(name.startswith("smoke_check_") for name in names)
 
 
 @pytest.mark.parametrize("name", sorted(di.BOOLEANS))

@@ -279,6 +279,20 @@ def test_git_sha_prefers_successful_deploy_log_record():
     assert (sha, source) == ("ccc", "deploy.log")
 
 
+def test_git_sha_good_record_is_the_release_models():
+    """A good record is release_model.is_good: a rollback TO the release is, a deploy rolled
+    back away from it (an error) is not, nor is a record without a result."""
+    records = [{"release": RID, "git_sha": "aaa", "result": "rolled_back"},
+               {"release": RID, "git_sha": "bbb", "result": "rolled_back", "error": "smoke"}]
+    assert dg.git_sha_for(RID, records)[:2] == ("aaa", "deploy.log")
+    records = [{"release": RID, "git_sha": "aaa", "result": "OK"},
+               {"release": RID, "git_sha": "bbb"}]
+    sha, _, record = dg.git_sha_for(RID, records)
+    assert sha == "aaa" and record is records[0]
+    # no good record at all: the newest record of the release still names the sha
+    assert dg.git_sha_for(RID, records[1:])[:2] == ("bbb", "deploy.log")
+
+
 def test_git_sha_falls_back_to_manifest_then_override():
     override = {"services": {"backend-aws": {"image": REF, "build": {"args": {
         "GIT_SHA": "ddd"}}}}}

@@ -302,6 +302,12 @@ SECRET_PATHS = [
     "gcp_service_account.json", "infra/terraform.tfstate", "infra/terraform.tfstate.backup",
     # case does not hide a secret
     "ID_RSA", "Server.PEM", ".ENV", "Credentials.json",
+    # docker client credentials, backup copies of keys
+    ".docker/config.json", "ci/.docker/config.json", ".docker/config.json.bak",
+    ".dockercfg.old", ".DOCKER/Config.json",
+    "server.pem.bak", "certs/tls.key.old", "certs/tls.key.20250101", "tls.key~", "server.pem~",
+    "id_rsa.old", "id_ed25519.bak", "id_rsa~", "keys/id_ecdsa.orig",
+    ".pgpass", "deploy/.pgpass", ".env.production.local", "backend/.env.aws.bak",
 ]
 NOT_SECRETS = [
     ".env.example", ".env.aws.example", "backend/.env.local.example", "id_rsa.pub",
@@ -309,6 +315,12 @@ NOT_SECRETS = [
     "app/api/routes_key.py", "keyboard.py", "docs/ssh.md", "certs/ca.crt", "credentials.py",
     "app/services/credential_resolver.py", "environment.py", "envs/prod.yml", "tls/README",
     "monkey.json", "service.json", "app/.environment", "frontend/public/keys.svg",
+    # a .docker/ directory of build files is shipped, only the client config is a secret
+    ".docker/Dockerfile", ".docker/nginx/default.conf", "docker/config.json", "config.json",
+    "app/.docker.py", "tls.key.pub", "server.pem.pub", "server.pem.example", "tls.key.example",
+    "id_rsa.old.pub", "keys.json", "keyring.py", "docs/pem.md",
+    # a name with .key./.pem. in it is code or docs unless the suffix is a backup's
+    "i18n.key.json", "app/cache.key.py", "certs/tls.pem.md",
 ]
 
 
@@ -336,6 +348,16 @@ def test_secrets_left_out_and_named_outside_git(src: Path) -> None:
     assert {".aws/credentials", ".aws/config", "ops/.ssh/config", "secrets/key.pem",
             ".env", ".envrc", "infra/terraform.tfstate"} <= set(selection.secrets)
     assert selection.secrets == sorted(selection.secrets)
+
+
+def test_docker_client_config_and_key_backups_left_out(src: Path) -> None:
+    for rel in (".docker/config.json", ".docker/Dockerfile", "certs/tls.key.bak",
+                "certs/tls.key.pub", "id_rsa~"):
+        write_file(src, rel, b"CONTENT")
+    selection = ra.select_release(str(src))
+    assert {".docker/config.json", "certs/tls.key.bak", "id_rsa~"} <= set(selection.secrets)
+    assert {".docker/Dockerfile", "certs/tls.key.pub"} <= set(selection.files)
+    assert not {".docker/config.json", "certs/tls.key.bak", "id_rsa~"} & set(selection.files)
 
 
 def test_secrets_left_out_and_named_in_git(src: Path, git) -> None:

@@ -78,3 +78,37 @@ def test_default_encryption(rules, wanted, needle):
         assert problem is None
     else:
         assert needle in problem and "\n" not in problem
+
+
+NONCURRENT_1D = {"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""},
+                 "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}
+
+
+@pytest.mark.parametrize(("status", "rules", "ok"), [
+    (None, [], True),                      # never enabled
+    ("Suspended", [], True),
+    ("Enabled", [], False),
+    ("Enabled", [NONCURRENT_1D], True),
+    ("Enabled", [{**NONCURRENT_1D, "Filter": {}}], True),
+    ("Enabled", [{**NONCURRENT_1D, "Filter": {"Prefix": "i-"}}], True),
+    ("Enabled", [{"ID": "legacy", "Status": "Enabled", "Prefix": "",
+                  "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}], True),
+    ("Enabled", [{**NONCURRENT_1D, "Status": "Disabled"}], False),
+    ("Enabled", [{**NONCURRENT_1D, "NoncurrentVersionExpiration": {"NoncurrentDays": 30}}],
+     False),
+    ("Enabled", [{**NONCURRENT_1D, "NoncurrentVersionExpiration": {
+        "NoncurrentDays": 1, "NewerNoncurrentVersions": 3}}], False),
+    ("Enabled", [{**NONCURRENT_1D, "Filter": {"Prefix": "backups/"}}], False),
+    ("Enabled", [{**NONCURRENT_1D, "Filter": {"Tag": {"Key": "k", "Value": "v"}}}], False),
+    ("Enabled", [{**NONCURRENT_1D, "Filter": {"And": {
+        "Prefix": "", "Tags": [{"Key": "k", "Value": "v"}]}}}], False),
+    ("Enabled", [{"ID": "x", "Status": "Enabled", "Filter": {"Prefix": ""},
+                  "Expiration": {"Days": 1}}], False),  # current objects only
+])
+def test_versioning(status, rules, ok):
+    problem = tb.versioning_problem("b", status, rules, "i-1/")
+    if ok:
+        assert problem is None
+    else:
+        assert "saw Enabled" in problem and "Status=Suspended" in problem
+        assert "transfer-bucket-lifecycle.json" in problem and "\n" not in problem

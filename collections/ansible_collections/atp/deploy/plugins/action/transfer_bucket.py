@@ -1,7 +1,7 @@
 # Copyright: (c) 2025, ATP deploy
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action for atp.deploy.transfer_bucket: check the aws_ssm transfer bucket's encryption and
-remove what a killed run left under this host's prefix.
+versioning, and remove what a killed run left under this host's prefix.
 
 Runs on the controller with the S3 client of the host's amazon.aws.aws_ssm connection (same
 credentials, region, endpoint and bucket as the plugin's transfers); it never starts an SSM
@@ -57,6 +57,21 @@ class ActionModule(ActionBase):
             raise
         return answer.get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
 
+    @staticmethod
+    def _versioning_problem(client, bucket: str, prefix: str) -> str | None:
+        """GetBucketVersioning; the lifecycle rules are read only when versioning is Enabled."""
+        status = client.get_bucket_versioning(Bucket=bucket).get("Status")
+        if status != "Enabled":
+            return None
+        try:
+            rules = client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+        except Exception as exc:
+            code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+            if code != "NoSuchLifecycleConfiguration":
+                raise
+            rules = []
+        return tb.versioning_problem(bucket, status, rules, prefix)
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
@@ -95,6 +110,9 @@ class ActionModule(ActionBase):
                     connection.get_option("bucket_sse_kms_key_id"))
                 if problem:
                     return {**result, **_fail(problem)}
+            problem = self._versioning_problem(client, bucket, prefix)
+            if problem:
+                return {**result, **_fail(problem)}
             if not args["clean"]:
                 return result
             objects, now = [], None
@@ -129,8 +147,9 @@ class ActionModule(ActionBase):
             detail = f"{error.get('Code')}: {error.get('Message')}"
             return {**result, **_fail(
                 f"transfer bucket s3://{bucket}/{prefix}: checking or cleaning failed "
-                f"({detail.splitlines()[0]}): the operator needs s3:GetEncryptionConfiguration "
-                "on the bucket, s3:ListBucket and s3:DeleteObject on that prefix "
+                f"({detail.splitlines()[0]}): the operator needs s3:GetEncryptionConfiguration, "
+                "s3:GetBucketVersioning and s3:GetLifecycleConfiguration on the bucket, "
+                "s3:ListBucket and s3:DeleteObject on that prefix "
                 "(files/iam/operator-policy.json)")}
         result.update(removed=delete, kept_recent=kept,
                       changed=bool(delete) and not self._task.check_mode)

@@ -368,7 +368,7 @@ class Adopter:
         image_id = self.tagger(ref)
         when = self.now.astimezone(timezone.utc).isoformat()  # noqa: UP017
         git_sha = read_git_sha(self.app_root)
-        fsutil.append_json_line(os.path.join(staging, "deploy.log"),
+        fsutil.append_json_line(release_model.deploy_log_path(staging),
                                 zero_record(zero_id, chash, git_sha, image_id, aside, when))
         fsutil.fsync_dir(staging)
         self.result = {"release_id": zero_id, "content_hash": chash, "git_sha": git_sha,

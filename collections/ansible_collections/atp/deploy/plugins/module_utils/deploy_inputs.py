@@ -18,6 +18,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ansible_collections.atp.deploy.plugins.module_utils.deploy_lock import (
+    DEFAULT_TTL,
+    MIN_TTL,
+)
 from ansible_collections.atp.deploy.plugins.module_utils.env_parameters import (
     ParameterError,
     normalise_prefix,
@@ -458,6 +462,9 @@ RULES: tuple[Rule, ...] = (
          "pass e.g. -e deploy_keep_releases=5 (the active release and the one to roll back "
          "to, at least)"),
     Rule("deploy_lock_wait", integer(0, None, "seconds"), _example("deploy_lock_wait", "0")),
+    # The instance refuses the same (deploy_lock.ttl_problem): one minimum, MIN_TTL.
+    Rule("deploy_lock_ttl", integer(MIN_TTL, None, "seconds"),
+         f"pass e.g. -e deploy_lock_ttl={DEFAULT_TTL} (longer than the slowest single step)"),
     Rule("deploy_min_free_mb", integer(0, None, "MiB"), _example("deploy_min_free_mb", "1024")),
     Rule("deploy_serial", serial, _example("deploy_serial", "1")),
     Rule("deploy_transfer_cleanup_min_age", integer(0, None, "seconds"),
@@ -563,6 +570,7 @@ def _cross_problems(good: Mapping[str, object], ssm: bool) -> list[str]:
             f"({ssm_timeout}, which caps the whole build-and-activate call), saw {build}: pass "
             f"-e deploy_build_timeout={max(30, ssm_timeout - 60)} or raise "
             "ansible_aws_ssm_timeout in group_vars/backend/connection.yml")
+    problems.extend(_lock_ttl_problems(good))
     total = good.get("deploy_archive_max_mb")
     per_file = good.get("deploy_archive_max_file_mb")
     if isinstance(total, int) and isinstance(per_file, int) and per_file > total:
@@ -570,6 +578,39 @@ def _cross_problems(good: Mapping[str, object], ssm: bool) -> list[str]:
             f"deploy_archive_max_file_mb: expected at most deploy_archive_max_mb ({total}), saw "
             f"{per_file}: lower deploy_archive_max_file_mb or raise deploy_archive_max_mb")
     return problems
+
+
+def _lock_ttl_problems(good: Mapping[str, object]) -> list[str]:
+    """deploy_lock_ttl must outlive the longest stretch a step goes without renewing the lock.
+
+    compose_release renews before and after the build, then runs the route gate, the
+    dependency wait and up (each bounded by its timeout; up by deploy_build_timeout) without a
+    renewal; smoke_check renews once, then checks for up to smoke_timeout. A ttl not above
+    that lets the next deploy take the lock over from a run that is still working. Only the
+    variables that are set (and passed their own rule) count; ttl unset: nothing to compare.
+    """
+    ttl = good.get("deploy_lock_ttl")
+    if not isinstance(ttl, int):
+        return []
+    parts = [name for name in ("deploy_build_timeout", "deploy_route_gate_timeout",
+                               "deploy_dependency_timeout")
+             if isinstance(good.get(name), int)
+             and (name != "deploy_route_gate_timeout" or good.get("deploy_route_gate", True))]
+    steps = []
+    if parts:
+        steps.append((sum(good[name] for name in parts), " + ".join(
+            f"{name} {good[name]}" for name in parts), "compose_release"))
+    smoke = good.get("smoke_timeout")
+    if isinstance(smoke, int):
+        steps.append((smoke, f"smoke_timeout {smoke}", "smoke_check"))
+    if not steps:
+        return []
+    slowest, words, step = max(steps, key=lambda item: item[0])
+    if ttl > slowest:
+        return []
+    return [f"deploy_lock_ttl: expected more seconds than the slowest single step ({step}: "
+            f"{words}), saw {ttl}: pass -e deploy_lock_ttl={max(DEFAULT_TTL, slowest + 300)} "
+            "or lower those timeouts"]
 
 
 def is_ssm(connection: object) -> bool:

@@ -1,6 +1,6 @@
 # Copyright: atp.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Deciding logic of the diagnose module (pure functions, stdlib only).
+"""Deciding logic of the diagnose module (pure functions: stdlib and release_model only).
 
 The diagnose module collects facts on the instance in one call; everything that decides what
 those facts mean lives here: env file parsing (names; values only for masking), which
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import re
+
+from ansible_collections.atp.deploy.plugins.module_utils import release_model
 
 # Same order as credentials.CREDENTIAL_PAIRS (canonical first); kept here as plain data so this
 # file runs on the instance without the controller-side helpers.
@@ -281,13 +283,14 @@ def git_sha_for(release: str | None, log_records: list[dict], manifest: dict | N
                 override: dict | None = None, service: str = "backend-aws") -> tuple:
     """(git_sha, source, record) of the active release.
 
-    deploy.log first (the newest successful record of the release, else its newest record),
-    then the release manifest's git_sha, then the compose override's GIT_SHA build arg.
+    deploy.log first (the newest good record of the release -- release_model.is_good: it left
+    the release serving -- else its newest record), then the release manifest's git_sha, then
+    the compose override's GIT_SHA build arg.
     """
     if not release:
         return None, None, None
     mine = [r for r in log_records or [] if isinstance(r, dict) and r.get("release") == release]
-    ok = [r for r in mine if str(r.get("result", "ok")).lower() == "ok"]
+    ok = [r for r in mine if release_model.is_good(r)]
     for record in [*reversed(ok), *reversed(mine)]:
         sha = str(record.get("git_sha") or "").strip()
         if sha and sha != "unknown":

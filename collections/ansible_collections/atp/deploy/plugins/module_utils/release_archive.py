@@ -5,9 +5,10 @@
 What is shipped: in a git checkout the tracked files plus the untracked files git does not
 ignore (gitignored files never are); outside git every file. From those, three kinds are left
 out: noise (``excludes``: caches, virtualenvs, ``.git``...), and ALWAYS, whatever ``excludes``
-says, secret files (``SECRET_EXCLUDES``: env files, private keys, credential files, secret
-dirs; named in one warning by the caller, never read). Public keys (``*.pub``) and
-``*.example`` templates are not secrets and are shipped.
+says, secret files (``SECRET_EXCLUDES``: env files, private keys and their backup copies,
+credential files, secret dirs; ``SECRET_PATH_EXCLUDES``: ``.docker/config.json``; named in one
+warning by the caller, never read). Public keys (``*.pub``) and ``*.example`` templates are not
+secrets and are shipped.
 
 Symlinks: one that resolves to a regular file inside the checkout is shipped as a copy of
 that file (the instance unpacks regular files only); one that points outside the checkout, to a
@@ -69,17 +70,28 @@ SECRET_EXCLUDES = (
     ".env", ".env.*", ".envrc", ".envrc.*",
     # directories of secrets and credentials
     "secrets", ".secrets", ".aws", ".ssh", ".gnupg",
-    # ssh private keys and their usual copies (id_rsa.bak, id_ed25519_deploy); .pub is public
-    "id_rsa", "id_rsa[._-]*", "id_dsa", "id_dsa[._-]*", "id_ecdsa", "id_ecdsa[._-]*",
-    "id_ed25519", "id_ed25519[._-]*",
-    # keys, certificates with keys, key stores, password databases
+    # ssh private keys and their usual copies (id_rsa.bak, id_rsa~, id_ed25519_deploy); .pub is
+    # public
+    "id_rsa", "id_rsa[._~-]*", "id_dsa", "id_dsa[._~-]*", "id_ecdsa", "id_ecdsa[._~-]*",
+    "id_ed25519", "id_ed25519[._~-]*",
+    # keys, certificates with keys, key stores, password databases, and backup copies of
+    # keys (server.pem.bak, tls.key.old, tls.key~); .pub is public
     "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.ppk", "*.kdbx",
+    # (backup suffixes only: a name like i18n.key.json is code, not a key)
+    *(f"*.{ext}{suffix}" for ext in ("pem", "key")
+      for suffix in ("~", ".bak*", ".old*", ".orig*", ".save*", ".backup*", ".prev*", ".[0-9]*")),
     # tool credentials
     ".netrc", "_netrc", ".git-credentials", ".npmrc", ".pypirc", ".pgpass", ".htpasswd",
-    ".dockercfg",
+    ".dockercfg", ".dockercfg.*",
     # cloud credential files and terraform state (holds secrets in clear)
     "credentials.json", "client_secret*.json", "*service-account*.json",
     "*service_account*.json", "*.tfstate", "*.tfstate.*",
+)
+# Secrets named by several components, matched against consecutive components anywhere in the
+# path (same rules): a whole .docker/ directory can be build files, its config.json is the
+# docker client's registry credentials.
+SECRET_PATH_EXCLUDES = (
+    ".docker/config.json", ".docker/config.json.*",
 )
 SPARED_SUFFIXES = (".example", ".pub")
 MIB = 1024 * 1024
@@ -113,9 +125,23 @@ def _component_secret(name: str) -> bool:
                for pattern in SECRET_EXCLUDES)
 
 
+def _path_secret(parts: list[str]) -> bool:
+    """Consecutive components of ``parts`` match a ``SECRET_PATH_EXCLUDES`` entry."""
+    for entry in SECRET_PATH_EXCLUDES:
+        patterns = entry.split("/")
+        for start in range(len(parts) - len(patterns) + 1):
+            window = [part.lower() for part in parts[start:start + len(patterns)]]
+            if all(fnmatchcase(name, pattern) and not _spared(name, pattern, SPARED_SUFFIXES)
+                   for name, pattern in zip(window, patterns, strict=True)):
+                return True
+    return False
+
+
 def is_secret(relpath: str) -> bool:
-    """True if any component of the posix ``relpath`` matches ``SECRET_EXCLUDES``."""
-    return any(_component_secret(part) for part in relpath.split("/") if part)
+    """True if any component of the posix ``relpath`` matches ``SECRET_EXCLUDES``, or
+    consecutive components match ``SECRET_PATH_EXCLUDES``."""
+    parts = [part for part in relpath.split("/") if part]
+    return any(_component_secret(part) for part in parts) or _path_secret(parts)
 
 
 def is_noise(relpath: str, excludes: tuple[str, ...] | list[str] = DEFAULT_EXCLUDES) -> bool:

@@ -80,6 +80,47 @@ def default_encryption_problem(bucket: str, rules: list | None, wanted_key: str 
     return None
 
 
+def _rule_covers(rule: Mapping, prefix: str) -> bool:
+    """Whether an enabled lifecycle rule applies to every object under ``prefix`` (a prefix
+    filter only: a tag or size filter would skip the plugin's untagged, small objects)."""
+    if rule.get("Status") != "Enabled":
+        return False
+    if "Filter" not in rule:  # the legacy top-level Prefix
+        return prefix.startswith(rule.get("Prefix") or "")
+    scope = rule.get("Filter") or {}
+    if set(scope) == {"And"}:
+        scope = scope["And"] or {}
+    if set(scope) - {"Prefix"}:
+        return False
+    return prefix.startswith(scope.get("Prefix") or "")
+
+
+def versioning_problem(bucket: str, status: str | None, lifecycle_rules: list | None,
+                       prefix: str) -> str | None:
+    """None when deleted transfer objects are really gone within a day, else the one-line error.
+
+    The plugin deletes each object right after its transfer; with versioning Enabled that delete
+    only adds a delete marker and the payload (env values included) stays as a noncurrent
+    version. Accepted: versioning never enabled or Suspended, or Enabled with an enabled
+    lifecycle rule covering ``prefix`` that expires noncurrent versions after at most 1 day
+    (without NewerNoncurrentVersions, which would keep them: every key is written once).
+    """
+    if status != "Enabled":
+        return None
+    for rule in lifecycle_rules or []:
+        expiry = (rule or {}).get("NoncurrentVersionExpiration") or {}
+        days = expiry.get("NoncurrentDays")
+        if (_rule_covers(rule, prefix) and isinstance(days, int) and days <= 1
+                and not expiry.get("NewerNoncurrentVersions")):
+            return None
+    return (f"transfer bucket s3://{bucket}: expected versioning off or suspended (every module "
+            f"payload, env values included, would stay as a noncurrent version after the "
+            f"plugin's delete), saw Enabled without a lifecycle rule expiring noncurrent versions "
+            f"under {prefix} within 1 day: suspend versioning (aws s3api put-bucket-versioning "
+            f"--bucket {bucket} --versioning-configuration Status=Suspended) or apply "
+            f"files/iam/transfer-bucket-lifecycle.json")
+
+
 def leftovers(objects: Iterable[Mapping], now: datetime, min_age_s: int,
               prefix: str) -> tuple[list[str], list[str]]:
     """(keys to delete, keys kept because younger than ``min_age_s``) among ``objects``

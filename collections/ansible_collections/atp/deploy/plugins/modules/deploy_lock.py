@@ -82,6 +82,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     deploy_lock,
     fsutil,
+    release_model,
 )
 
 ARGUMENT_SPEC = {
@@ -123,7 +124,7 @@ def main() -> None:
               "recorded_at": deploy_lock.utc_iso()}
     try:
         if os.path.isdir(app_root):
-            fsutil.append_json_line(os.path.join(app_root, "deploy.log"), record, 0o640)
+            fsutil.append_json_line(release_model.deploy_log_path(app_root), record, 0o640)
     except OSError as exc:
         module.warn(f"released the lock but could not append to deploy.log: {exc}")
     module.exit_json(

@@ -430,7 +430,7 @@ def main() -> None:
     manifest = read_json(os.path.join(release_dir, MANIFEST_NAME)) if release_dir else None
     override = (read_json(os.path.join(release_dir, docker_cmd.OVERRIDE_NAME))
                 if release_dir else None)
-    log_records = deploy_log_records(read_tail(os.path.join(app_root, "deploy.log")))
+    log_records = deploy_log_records(read_tail(release_model.deploy_log_path(app_root)))
     git_sha, sha_source, record = diagnosis.git_sha_for(
         release, [r for r in log_records if "raw" not in r], manifest, override, p["service"])
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: transfer_bucket
-short_description: Check the aws_ssm transfer bucket's encryption, remove a killed run's leftovers
+short_description: Check the aws_ssm transfer bucket (encryption, versioning), clear leftovers
 description:
   - Runs on the controller only (action plugin) with the S3 client of the host's
     C(amazon.aws.aws_ssm) connection (its credentials, region, endpoint and bucket). It never
@@ -16,6 +16,10 @@ description:
   - Fails when O(require_kms) and the connection does not encrypt uploads with SSE-KMS under a
     named key (C(ansible_aws_ssm_bucket_sse_mode=aws:kms),
     C(ansible_aws_ssm_bucket_sse_kms_key_id)).
+  - Fails when the bucket has versioning Enabled and no enabled lifecycle rule covering this
+    host's prefix expires noncurrent versions within 1 day (the plugin's delete would only add
+    a delete marker and keep the payload, env values included, as a noncurrent version).
+    Versioning never enabled or Suspended is fine.
   - With O(clean), deletes the objects under C(<instance id>/) (the plugin's prefix for this host)
     older than O(min_age) seconds by S3's clock, i.e. what a run killed mid-transfer left. Other
     hosts' prefixes are never listed. Check mode reports without deleting.
