@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from functools import partial
 from pathlib import Path
@@ -88,3 +89,35 @@ def test_keep_releases_below_two_is_rejected_before_the_instance(two_releases, e
     assert "deploy_keep_releases: expected a whole number of releases >= 2" in " ".join(
         proc.stdout.split())
     assert events.sessions() == 0
+
+
+def test_a_failed_rollback_still_records_and_releases_the_lock(two_releases):
+    """rollback.yml's always: section: a rollback whose release crashes on start is recorded
+    as failed, the lock is released, and the output says what failed."""
+    repo = "automated-trading-platform-backend-aws"
+    active = current()
+    target = next(r for r in on_instance("ls", f"{APP}/releases").split() if r != active)
+    original = on_instance("docker", "image", "inspect", "-f", "{{.Id}}", f"{repo}:{target}")
+    assert original.startswith("sha256:"), original
+    # the target's image now exits at once (same tag, so the release still looks whole)
+    dockerfile = f'FROM {repo}:{target}\nCMD ["python3", "-c", "raise SystemExit(3)"]\n'
+    built = subprocess.run(["docker", "exec", "-i", CONTAINER, "docker", "build", "-q", "-t",
+                            f"{repo}:{target}", "-"], input=dockerfile, capture_output=True,
+                           text=True, timeout=300, check=False)
+    assert built.returncode == 0, built.stdout + built.stderr
+    try:
+        proc = playbook("playbooks/rollback.yml", "-e", f"rollback_to={target}",
+                        "-e", "smoke_timeout=20")
+        text = " ".join(proc.stdout.split())
+        assert proc.returncode != 0, proc.stdout[-3000:]
+        assert f"rollback to {target} failed: " in text, proc.stdout[-3000:]
+        assert not on_instance("ls", f"{APP}/.deploy.lock"), "the lock leaked"
+        last = json.loads(on_instance("tail", "-n1", f"{APP}/deploy.log"))
+        assert (last["result"], last["release"]) == ("failed", target), last
+    finally:
+        # put the real image back and the release that was active before
+        subprocess.run(["docker", "exec", CONTAINER, "docker", "tag", original,
+                        f"{repo}:{target}"], capture_output=True, timeout=60, check=True)
+        proc = playbook("playbooks/rollback.yml", "-e", f"rollback_to={active}")
+        assert proc.returncode == 0, proc.stdout[-3000:]
+    assert current() == active
