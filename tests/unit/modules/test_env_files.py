@@ -254,3 +254,21 @@ def test_check_mode_reports_and_writes_nothing(app, rid):
                         check_mode=True)
     assert result["cloned_from"] == rid and result["changed"] is True
     assert not (app / "releases" / new).exists()
+
+
+def test_every_env_file_of_the_base_is_kept_when_compose_no_longer_names_it(app, rid):
+    """The operator's .env.db (named by the hand-managed stack's compose file, not by the
+    release's) stays in every new set: nothing of the operator's env is dropped."""
+    write(app, ".env.db", "POSTGRES_INITDB_ARGS=x\n")
+    write(app, ".env.example", "TEMPLATE=1\n")
+    (app / "shared" / "secrets").mkdir()
+    (app / "shared" / "secrets" / "exchange.pem").write_text("KEY")
+    first = run_module(env_files, args(app, rid, {".env": {"A": "alpha-one"}}))
+    path = app / "shared" / "env" / first["env_set"]
+    assert sorted(p.name for p in path.iterdir()) == [".env", ".env.db"]
+    assert read(app, rid, ".env.db") == "POSTGRES_INITDB_ARGS=x\n"
+    activate(app, rid)
+    other = install_release(app, {"docker-compose.yml": "other\n"}, "2026-11-25T00:00:00")
+    second = run_module(env_files, args(app, other, {".env": {"A": "alpha-two"}}))
+    assert second["base"] == first["env_set"] and second["env_set"] != first["env_set"]
+    assert read(app, other, ".env.db") == "POSTGRES_INITDB_ARGS=x\n"

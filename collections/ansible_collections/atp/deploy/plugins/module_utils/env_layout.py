@@ -196,6 +196,31 @@ def set_rels(rels) -> list[str]:
     return sorted({rel for rel in rels if not under_secrets(rel)})
 
 
+def kept_rels(base_dir: str, legacy: bool) -> list[str]:
+    """The env files of the merge base that every new env set keeps, so nothing of the
+    operator's env is dropped because a release's compose file no longer names it (the db's
+    own env file of a hand-managed stack, say): every file of an env set; every file of
+    shared/ (LEGACY_ENV) outside secrets/ and the env sets. ``*.example`` names are templates,
+    not env."""
+    found = []
+    if not os.path.isdir(base_dir):
+        return found
+    for dirpath, dirnames, filenames in os.walk(base_dir):
+        rel_dir = os.path.relpath(dirpath, base_dir).replace(os.sep, "/")
+        if rel_dir == "." and legacy:
+            dirnames[:] = [d for d in dirnames
+                           if d not in (SECRETS_NAME, release_model.ENV_SETS_DIR)]
+        dirnames.sort()
+        for name in sorted(filenames):
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            path = os.path.join(dirpath, name)
+            if (name.endswith(".example") or under_secrets(rel) or os.path.islink(path)
+                    or not os.path.isfile(path)):
+                continue
+            found.append(rel)
+    return found
+
+
 def release_link_rels(app_root: str, rels, shipped: frozenset | set = frozenset()) -> list[str]:
     """What a release links: rels it does not ship, plus the secrets dir when shared/secrets
     exists or an env file lives under it."""
@@ -392,12 +417,13 @@ def new_set_files(base: dict, merged: dict, rels) -> dict:
 
 
 def plan_env(base: str, files: dict, required: list[str], salt: str, replace: bool = False,
-             supersedes: dict | None = None) -> dict:
+             supersedes: dict | None = None, kept: list[str] | tuple = ()) -> dict:
     """Compare the env the deploy wants with the base env (a set dir, shared/ of the layout
     before env sets, or a checkout about to be adopted).
 
     files: relpath -> {KEY: digest} (dotenv.key_digest under salt) of the files the deploy
-    renders; required: every env file compose needs. Returns {files: relpath ->
+    renders; required: every env file compose needs; kept: the base's env files every new set
+    keeps (kept_rels). Returns {files: relpath ->
     dotenv.plan_file report plus loose_mode, missing: required files the base lacks (the new set
     has them empty), values_in_sync: the deploy changes no value, content: the files of the
     env set the release runs with when values_in_sync (computable without the values), else
@@ -410,7 +436,7 @@ def plan_env(base: str, files: dict, required: list[str], salt: str, replace: bo
         report = dotenv.plan_file(text, want or {}, salt, replace, supersedes, where=path)
         report["loose_mode"] = text is not None and bool(os.stat(path).st_mode & 0o077)
         reports[rel] = report
-    rels = set_rels([*required, *files])
+    rels = set_rels([*required, *files, *kept])
     present = read_files(base, rels)
     missing = [rel for rel in rels if present[rel] is None and rel not in files]
     values_in_sync = all(r["exists"] and not r["set"] and not r["dropped"]

@@ -242,7 +242,6 @@ def main() -> None:
     ensure, problems = env_layout.split_env_paths(p["ensure"])
     for problem in problems:
         module.warn(f"{problem}: not part of the release's env set")
-    rels = env_layout.set_rels([*ensure, *wanted])
     supersedes = {str(k): [str(a) for a in (v or [])] for k, v in (p["supersedes"] or {}).items()}
     try:
         uid, gid = fsutil.resolve_owner(p["owner"], p["group"])
@@ -267,6 +266,9 @@ def main() -> None:
     base = env_layout.base_env(app_root)
     base_dir = release_model.env_dir(app_root, base)
     result["base"] = base
+    # what compose needs, what the deploy renders, and every env file the base had
+    rels = env_layout.set_rels([*ensure, *wanted, *env_layout.kept_rels(
+        base_dir, base == env_layout.LEGACY_ENV)])
     try:
         present = env_layout.read_files(base_dir, rels)
         merged = {}

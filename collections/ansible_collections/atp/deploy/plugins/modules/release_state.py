@@ -449,6 +449,7 @@ import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
+    adoption,
     deploy_lock,
     docker_cmd,
     docker_read,
@@ -497,8 +498,12 @@ def read_env(app_root: str, env: dict, adopt: bool) -> dict:
         return {"files": {}, "missing": [], "values_in_sync": True, "content": None,
                 "base": base, "target": target, "write": False, "in_sync": True, "any": True,
                 "token": release_model.env_set_content_hash(target)}
+    # the base's env files every new set keeps: of a checkout, what adoption carries into
+    # shared/ (env_files then finds them there)
+    kept = (adoption.carried_env_files(app_root, env["required"]) if adopt
+            else env_layout.kept_rels(base_dir, base == env_layout.LEGACY_ENV))
     report = env_layout.plan_env(base_dir, env["files"], env["required"], env["salt"],
-                                 env["replace"], env["supersedes"])
+                                 env["replace"], env["supersedes"], kept)
     content = report.pop("content")
     if content is not None:
         token = release_model.env_set_hash(content)
