@@ -46,6 +46,24 @@ def test_router_defined_but_not_included(events, sample_copy):
     assert events.sessions() == 0
 
 
+@pytest.mark.parametrize(("edit", "expected"), [
+    # the compose file lost the service (renamed), or the service lost the aws profile
+    (("  backend-aws:\n", "  backend:\n"),
+     "service 'backend-aws' (deploy_service) is not in "),
+    (("    profiles: [aws]\n    build:", "    profiles: [local]\n    build:"),
+     "service 'backend-aws' is not enabled under profile 'aws' (deploy_compose_profile): "
+     "its profiles are local; pass -e deploy_compose_profile=local"),
+], ids=["service-missing", "profile-mismatch"])
+def test_compose_file_without_the_service_under_the_profile(events, sample_copy, edit, expected):
+    compose = sample_copy / "docker-compose.yml"
+    text = compose.read_text()
+    assert edit[0] in text
+    compose.write_text(text.replace(edit[0], edit[1], 1))
+    out = _fail_line(playbook("deploy.yml", "-e", f"backend_src_dir={sample_copy}"))
+    assert expected in " ".join(out.split()), out[-3000:]
+    assert events.sessions() == 0
+
+
 def test_untracked_file_with_clean_git_required(events, sample_copy):
     _git(sample_copy, "init", "-q")
     _git(sample_copy, "add", "-A")
