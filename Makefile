@@ -59,8 +59,8 @@ integration: sandbox-up ## deploy/rollback/diagnose/port-forward runs and fault 
 molecule: sandbox-up ## molecule scenarios over aws_ssm in the sandbox
 	cd $(CURDIR) && $(SANDBOX) run -- $(BIN)/molecule test --all
 
-test: SANDBOX_INSTANCES = 3
-test: lint unit sandbox-test integration molecule ## everything CI runs (molecule last: it resets the sandbox)
+test: SANDBOX_INSTANCES = 4
+test: lint unit sandbox-test integration bench-short molecule ## everything CI runs (molecule last: it resets the sandbox)
 
 # The benchmark has its own (fourth) sandbox instance; docs/benchmarks.md says what it measures.
 bench: SANDBOX_INSTANCES = 4

@@ -8,6 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +23,14 @@ APP = "/home/ubuntu/automated-trading-platform"
 if str(REPO / "sandbox") not in sys.path:  # atp_sandbox for the tests, no PYTHONPATH needed
     sys.path.insert(0, str(REPO / "sandbox"))
 
-from atp_sandbox.config import PLUGIN_STANDIN, apply_env, aws_env, load_state  # noqa: E402
+from atp_sandbox import netns  # noqa: E402
+from atp_sandbox.config import (  # noqa: E402
+    FIRST_INSTANCE_ID,
+    PLUGIN_STANDIN,
+    apply_env,
+    aws_env,
+    load_state,
+)
 
 
 def sandbox_env() -> dict:
@@ -128,3 +137,57 @@ def sample_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "backend-src"
     shutil.copytree(SAMPLE, dest)
     return dest
+
+
+class HealthProbe:
+    """Polls GET /api/health on the instance's 127.0.0.1:8002 every `interval` s (a client on
+    the instance: a socket opened in its network namespace), in a thread; counts failures and
+    the longest time without a successful probe."""
+
+    def __init__(self, instance: str = FIRST_INSTANCE_ID, interval: float = 0.25) -> None:
+        self.ok = 0
+        self.failed = 0
+        self.longest_gap = 0.0
+        self.interval = interval
+        self._stop = threading.Event()
+        self._pid = load_state()["instances"][instance]["pid"]
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _once(self) -> bool:
+        try:
+            sock = netns.connect_in(self._pid, "127.0.0.1", 8002, timeout=2)
+        except OSError:
+            return False
+        try:
+            sock.settimeout(2)
+            sock.sendall(b"GET /api/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(4096):
+                data += chunk
+            return data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200")
+        except OSError:
+            return False
+        finally:
+            sock.close()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 900
+        last_ok = time.monotonic()
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if self._once():
+                self.ok += 1
+                last_ok = time.monotonic()
+            else:
+                self.failed += 1
+                self.longest_gap = max(self.longest_gap, time.monotonic() - last_ok)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        print(f"health probes: {self.ok} ok, {self.failed} failed, longest gap "
+              f"{self.longest_gap:.1f}s")

@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -25,6 +24,7 @@ from .conftest import (
     REPO,
     SAMPLE,
     Events,
+    HealthProbe,
     active_release,
     instance_read,
     playbook,
@@ -33,8 +33,7 @@ from .conftest import (
 )
 
 sys.path.insert(0, str(REPO / "sandbox"))
-from atp_sandbox import netns
-from atp_sandbox.config import FIRST_INSTANCE_ID, container_name, load_state
+from atp_sandbox.config import FIRST_INSTANCE_ID, container_name
 
 INSTANCE = FIRST_INSTANCE_ID
 CONTAINER = container_name(INSTANCE)
@@ -47,52 +46,6 @@ current_release = partial(active_release, CONTAINER)
 def backend_container() -> str:
     return on_instance("docker", "ps", "-q", "--filter",
                        "label=com.docker.compose.service=backend-aws")
-
-
-class HealthProbe:
-    """Polls GET /api/health on the instance's 127.0.0.1:8002 every 0.25 s, in a thread."""
-
-    def __init__(self) -> None:
-        self.ok = 0
-        self.failed = 0
-        self._stop = threading.Event()
-        self._pid = load_state()["instances"][INSTANCE]["pid"]
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _once(self) -> bool:
-        try:
-            sock = netns.connect_in(self._pid, "127.0.0.1", 8002, timeout=2)
-        except OSError:
-            return False
-        try:
-            sock.settimeout(2)
-            sock.sendall(b"GET /api/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            data = b""
-            while chunk := sock.recv(4096):
-                data += chunk
-            return data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200")
-        except OSError:
-            return False
-        finally:
-            sock.close()
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 900
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            if self._once():
-                self.ok += 1
-            else:
-                self.failed += 1
-            self._stop.wait(0.25)
-
-    def __enter__(self) -> HealthProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        print(f"health probes: {self.ok} ok, {self.failed} failed")
 
 
 def changed_copy(tmp_path: Path, name: str) -> Path:
@@ -130,8 +83,14 @@ def test_failed_build_leaves_the_running_container_untouched(tmp_path):
     assert probe.failed == 0
 
 
-@pytest.mark.parametrize("breakage", ["router-not-included", "crash-on-start"])
-def test_broken_release_is_rolled_back(tmp_path, breakage):
+@pytest.mark.parametrize(("breakage", "mode"), [("router-not-included", "zero-downtime"),
+                                               ("crash-on-start", "zero-downtime"),
+                                               ("router-not-included", "recreate"),
+                                               ("crash-on-start", "recreate")])
+def test_broken_release_never_serves_or_is_rolled_back(tmp_path, breakage, mode):
+    """Zero-downtime (the default): the broken release's container is checked beside the
+    serving one and removed, never receiving traffic: no failed probe. Recreate: it is
+    activated, fails the smoke checks and the previous release is re-activated."""
     src = changed_copy(tmp_path, breakage)
     main = src / "backend/app/main.py"
     if breakage == "router-not-included":  # the seed's 404, forced past the static preflight
@@ -140,26 +99,37 @@ def test_broken_release_is_rolled_back(tmp_path, breakage):
     else:
         main.write_text(main.read_text() + '\nraise RuntimeError("crash on start")\n')
     before = current_release()
-    with HealthProbe() as probe:
+    serving = backend_container()
+    with HealthProbe(interval=0.1) as probe:
         proc = playbook("deploy.yml", "-e", f"backend_src_dir={src}",
                         "-e", "deploy_skip_router_check=true", "-e", "smoke_timeout=20",
+                        "-e", "deploy_candidate_timeout=30",
+                        "-e", f"deploy_zero_downtime={mode == 'zero-downtime'}",
                         # both breakages are caught by the route gate before activation
                         # (tests/integration/test_real_app.py); here: the smoke + rollback path
                         "-e", "deploy_route_gate=false")
     out = proc.stdout
     assert proc.returncode != 0
-    assert f"rolled back to {before}" in out, out[-3000:]
-    assert "health after rollback: ok" in out
     if breakage == "router-not-included":
-        assert "/api/portfolio/snapshot" in out and "route not registered" in out
-    else:  # the checks stop at the crash instead of waiting out smoke_timeout
+        assert "/api/portfolio/snapshot" in out and "route not registered" in out, out[-3000:]
+    elif mode == "recreate":  # the checks stop at the crash instead of waiting out smoke_timeout
         assert "crashed on start" in out
+    else:  # the new container exits before it answers health: no smoke check at all
+        assert "before it answered" in out and "crash on start" in out, out[-3000:]
+    last = json.loads(on_instance("tail", "-n1", f"{APP}/deploy.log"))
+    assert last["result"] == "failed"
+    if mode == "zero-downtime":
+        assert "never received traffic" in out, out[-3000:]
+        assert backend_container() == serving      # the same container serves, alone
+        assert probe.failed == 0
+    else:
+        assert f"rolled back to {before}" in out, out[-3000:]
+        assert "health after rollback: ok" in out
+        assert f"rolled back to {before}" in last["error"]
     assert current_release() == before
     assert on_instance("curl", "-s", "http://127.0.0.1:8002/api/health").startswith(
         '{"status":"ok"')
-    last = json.loads(on_instance("tail", "-n1", f"{APP}/deploy.log"))
-    assert last["result"] == "failed" and f"rolled back to {before}" in last["error"]
-    print(f"{breakage}: {probe.failed} failed health probes during deploy + rollback")
+    print(f"{breakage}/{mode}: {probe.failed} failed health probes during the deploy")
 
 
 def test_two_deploys_at_once_only_one_proceeds(tmp_path):

@@ -13,18 +13,16 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import APP, REPO, Events, instance_read, playbook
+from .conftest import APP, REPO, Events, HealthProbe, instance_read, playbook
 
 sys.path.insert(0, str(REPO / "sandbox"))
 sys.path.insert(0, str(REPO / "tests"))
-from atp_sandbox import netns
-from atp_sandbox.config import container_name, instance_ids, load_state
+from atp_sandbox.config import container_name, instance_ids
 from fixtures.make_atp_app import commit_variant, make_app
 
 INSTANCE = instance_ids(3)[2]
@@ -77,49 +75,9 @@ def db_container() -> str:
                        "label=com.docker.compose.service=db")
 
 
-class Probe:
+def Probe() -> HealthProbe:
     """GET /api/health on the instance's 127.0.0.1:8002 every 0.1 s (10 Hz), in a thread."""
-
-    def __init__(self) -> None:
-        self.ok = self.failed = 0
-        self._pid = load_state()["instances"][INSTANCE]["pid"]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _once(self) -> bool:
-        try:
-            sock = netns.connect_in(self._pid, "127.0.0.1", 8002, timeout=2)
-        except OSError:
-            return False
-        try:
-            sock.settimeout(2)
-            sock.sendall(b"GET /api/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            data = b""
-            while chunk := sock.recv(4096):
-                data += chunk
-            return data.split(b" ", 2)[1:2] == [b"200"]
-        except OSError:
-            return False
-        finally:
-            sock.close()
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 900
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            if self._once():
-                self.ok += 1
-            else:
-                self.failed += 1
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> Probe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        print(f"health probes: {self.ok} ok, {self.failed} failed")
+    return HealthProbe(INSTANCE, interval=0.1)
 
 
 class Run:
@@ -253,16 +211,23 @@ def test_seed_forced_past_the_static_check_is_stopped_by_the_route_gate(inventor
     assert curl("/api/portfolio/snapshot?exchange=CRYPTO_COM")[0] == 200
 
 
-def test_seed_with_both_checks_skipped_rolls_back_to_the_hand_managed_stack(
+def test_seed_with_both_checks_skipped_never_receives_traffic(
         inventory, checkout, hand_managed, tmp_path):
+    """Zero-downtime: the seed's container is smoke-checked beside the hand-managed one, its
+    404 is caught there and it is removed: the hand-managed stack never stopped serving."""
     seed = make_app(tmp_path / "seed", "seed")
     zero = current_release()
     assert zero, "adoption made the hand-managed checkout release zero"
-    run = deploy(inventory, seed, "-e", "deploy_skip_router_check=true",
-                 "-e", "deploy_route_gate=false", "-e", "smoke_timeout=60")
+    before = container_id("backend-aws")
+    with Probe() as probe:
+        run = deploy(inventory, seed, "-e", "deploy_skip_router_check=true",
+                     "-e", "deploy_route_gate=false", "-e", "smoke_timeout=60")
     assert run.rc != 0
-    assert f"rolled back to {zero}" in run.flat, run.out[-3000:]
+    assert "/api/portfolio/snapshot" in run.flat, run.out[-3000:]
+    assert "never received traffic" in run.flat, run.out[-3000:]
     assert current_release() == zero
+    assert container_id("backend-aws") == before
+    assert probe.failed == 0
     assert curl("/api/health")[0] == 200
     code, body = curl("/api/portfolio/snapshot?exchange=CRYPTO_COM")
     assert code == 200 and json.loads(body)["ok"] is True
@@ -275,9 +240,13 @@ def test_seed_with_both_checks_skipped_rolls_back_to_the_hand_managed_stack(
 def test_good_release_keeps_db_rows_and_the_operators_password(inventory, checkout,
                                                                hand_managed):
     zero = current_release()
-    run = deploy(inventory, checkout)
+    with Probe() as probe:
+        run = deploy(inventory, checkout)
     assert run.rc == 0, run.out[-4000:]
     assert current_release() != zero
+    # The hand-managed backend published 8002 itself: converted to the proxy, one gap, said.
+    assert "CONVERTED to the proxy" in run.flat, run.out[-4000:]
+    print(f"conversion of the hand-managed stack: {probe.failed} failed probes")
     # the three dead router modules are warnings, not failures
     assert run.flat.count("never included") >= 3, run.out[-4000:]
     assert container_id("db") == hand_managed["db"], "the db container was recreated"
@@ -320,8 +289,8 @@ def test_failed_build_names_the_error_first_and_touches_nothing(inventory, check
     assert probe.failed == 0
 
 
-def test_missing_credentials_fail_with_that_reason_and_roll_back(inventory, checkout,
-                                                                 hand_managed):
+def test_missing_credentials_fail_with_that_reason_and_never_serve(inventory, checkout,
+                                                                   hand_managed):
     good = current_release()
     commit_variant(checkout, "good")  # a new commit: a code + env release
     with Probe() as probe:
@@ -330,6 +299,7 @@ def test_missing_credentials_fail_with_that_reason_and_roll_back(inventory, chec
                      "-e", "deploy_env_replace=true", "-e", "smoke_timeout=60")
     assert run.rc != 0
     assert "Missing API credentials" in run.flat, run.out[-3000:]
-    assert f"rolled back to {good}" in run.flat
+    assert "never received traffic" in run.flat, run.out[-3000:]
     assert current_release() == good
-    print(f"missing credentials: {probe.failed} failed probes during deploy + rollback")
+    assert probe.failed == 0
+    print(f"missing credentials: {probe.failed} failed probes during the deploy")

@@ -143,8 +143,11 @@ def test_secrets_carried_into_the_managed_layout(facts):
 
 
 def test_exactly_one_backend_container_serves_8002(facts):
-    assert facts["on_8002"] == ["automated-trading-platform-backend-aws-1"]
-    assert facts["backends"] == ["automated-trading-platform-backend-aws-1"]
+    # The hand-managed backend published 8002 itself; the first deploy converted it to the
+    # zero-downtime proxy (one gap) and stopped the old container.
+    assert facts["on_8002"] == ["automated-trading-platform-backend-aws-proxy-1"]
+    assert len(facts["backends"]) == 1, facts["backends"]
+    assert facts["backends"] != ["automated-trading-platform-backend-aws-1"]
     assert facts["health"].startswith('{"status":"ok"')
 
 

@@ -30,6 +30,11 @@ ids = sh("docker", "ps", "-q", "--filter", "label=com.docker.compose.project={PR
          "--filter", "label=com.docker.compose.service=backend-aws").split()
 c = json.loads(sh("docker", "inspect", *ids)) if ids else []
 on_port = sh("docker", "ps", "--filter", "publish=8002", "--format", "{{{{.Names}}}}").split()
+def read(path):
+    try:
+        return open(path).read().strip()
+    except OSError:
+        return ""
 cur = os.readlink(app + "/current")
 tag = "{PROJECT}-backend-aws:" + os.path.basename(cur)
 print(json.dumps({{
@@ -38,6 +43,7 @@ print(json.dumps({{
   "containers": [{{"name": x["Name"], "image": x["Image"], "running": x["State"]["Running"],
                    "started": x["State"]["StartedAt"]}} for x in c],
   "on_port": on_port,
+  "upstream": read(app + "/shared/proxy/upstream"),
   "tag_image": sh("docker", "image", "inspect", "-f", "{{{{.Id}}}}", tag),
   "log": [json.loads(l) for l in open(app + "/deploy.log")],
   "sentinel": sh("docker", "exec", "{PROJECT}-db-1", "cat", "/var/lib/atp-db/sentinel"),
@@ -73,8 +79,12 @@ def test_one_backend_container_running_the_recorded_image(facts):
     assert facts["log"][-1]["release"] == facts["current"].split("/")[-1]
 
 
-def test_only_one_container_publishes_8002(facts):
-    assert facts["on_port"] == [f"{PROJECT}-backend-aws-1"]
+def test_only_the_proxy_publishes_8002_and_it_forwards_to_the_backend(facts):
+    # Zero-downtime: the proxy holds 8002; the backend publishes nothing and is named in
+    # shared/proxy/upstream (each release's container is a new one beside the old).
+    assert facts["on_port"] == [f"{PROJECT}-backend-aws-proxy-1"]
+    backend = facts["containers"][0]["name"].lstrip("/")
+    assert facts["upstream"] == f"{backend}:8002"
 
 
 def test_deploy_log_has_one_line_per_changing_deploy(facts):

@@ -133,6 +133,21 @@ def test_an_env_only_release_reuses_the_image():
     assert records[0]["changes"][2] == f"image reused (repo:{OLD})"
 
 
+def test_a_zero_downtime_switch_says_where_traffic_went_and_any_conversion_gap():
+    switch = {"upstream": "atp-backend-aws-3:8002", "gap_seconds": 0.0,
+              "stopped": ["atp-backend-aws-2"], "drained": {"seconds": 0.4, "open": 0}}
+    records = deploy_records({"_run": {"deploy_rollout_hosts": ["i-a"]}, "i-a": {
+        "deploy_outcome": f"new release {NEW}",
+        "deploy_summary": summary(switch=switch)}}, set(), {})
+    assert records[0]["changes"][-1] == (
+        "traffic moved to atp-backend-aws-3:8002 without a gap, old container "
+        "atp-backend-aws-2 drained in 0.4 s and stopped")
+    records = deploy_records({"_run": {"deploy_rollout_hosts": ["i-a"]}, "i-a": {
+        "deploy_outcome": f"new release {NEW}",
+        "deploy_summary": summary(switch={**switch, "gap_seconds": 0.6})}}, set(), {})
+    assert "CONVERTED to the proxy with one gap of 0.6 s" in records[0]["changes"][-1]
+
+
 def test_a_rolled_back_deploy_shows_its_own_smoke_and_the_health_after(tmp_path, monkeypatch):
     plugin = callback(tmp_path, monkeypatch)
     failing = ["health: 200 ok", "snapshot: FAILED ok=false \"Missing API credentials\""]

@@ -117,7 +117,8 @@ def test_parse_inspect_and_filters():
     assert containers[0] == {
         "id": "c1", "name": "atp-backend-aws-1", "image": "repo:rel", "image_id": "sha256:img",
         "state": "running", "running": True, "project": "atp", "service": "backend-aws",
-        "host_ports": [8002], "restart_count": 0, "exit_code": None, "health": None}
+        "host_ports": [8002], "restart_count": 0, "exit_code": None, "health": None,
+        "ips": {}}
     assert containers[2]["running"] is False and containers[2]["host_ports"] == []
     assert (containers[2]["restart_count"], containers[2]["exit_code"]) == (3, 1)
     assert [c["id"] for c in dc.service_containers(containers, "atp", "backend-aws")] == ["c1"]
@@ -254,3 +255,31 @@ def test_short_line_keeps_both_ends():
     short = dc.short_line(line, 100)
     assert len(short) == 100 and short.endswith("exit code: 1") and " ... " in short
     assert dc.short_line("short") == "short"
+
+
+def test_parse_inspect_reads_network_addresses():
+    doc = [{"Id": "c9", "Name": "/atp-backend-aws-2", "Config": {}, "State": {},
+            "NetworkSettings": {"Networks": {"atp_default": {"IPAddress": "172.18.0.5"},
+                                             "none": {"IPAddress": ""}}}}]
+    assert dc.parse_inspect(json.dumps(doc))[0]["ips"] == {"atp_default": "172.18.0.5"}
+
+
+def test_override_text_resets_the_service_ports_when_a_proxy_takes_them():
+    proxy = {"name": "backend-aws-proxy", "service": {"image": "repo:proxy",
+                                                      "ports": [{"target": 8002,
+                                                                 "published": "8002"}]}}
+    text = dc.override_text("backend-aws", "repo:r1", proxy=proxy)
+    assert '"ports": !reset []' in text
+    assert dc.RESET_LIST not in text
+    # Everything else stays JSON: the tag read as an empty list gives the document back.
+    doc = json.loads(text.replace("!reset []", "[]"))
+    assert doc["services"]["backend-aws"] == {"image": "repo:r1", "ports": []}
+    assert doc["services"]["backend-aws-proxy"]["ports"][0]["published"] == "8002"
+    assert "!reset" not in dc.override_text("backend-aws", "repo:r1")
+
+
+def test_scale_up_keeps_the_running_containers():
+    argv = dc.compose_scale_up("atp", ["c.yml", "o.yml"], "aws", "backend-aws", 2)
+    assert argv[-4:] == ["--no-recreate", "--scale", "backend-aws=2", "backend-aws"]
+    assert "--no-recreate" in argv and "--no-deps" in argv and "restart" not in argv
+    assert dc.stop(["a", "b"], 30) == ["docker", "stop", "-t", "30", "a", "b"]

@@ -22,7 +22,8 @@ Dependencies and the route gate (compose_release):
     container N is in `containers` while it runs and removed at its end (--rm); `hang` sleeps
     without removing it (the caller's timeout kills the fake). exec_cwd runs the command with
     this Python in that directory. Default: prints an empty route list of the route gate.
-  logs {id: text} for `docker logs --tail N <id>`; `rm --force <name|id>` removes a container.
+  logs {id: text} for `docker logs --tail N <id>`; `rm --force <name|id>` removes a container;
+  `stop -t N <name|id>...` stops containers.
 
 ``image inspect`` takes several refs; with ``--format`` containing ``RepoTags`` it prints
 ``<tags JSON> <id>`` per found image, else the id. Missing refs go to stderr, exit 1.
@@ -228,6 +229,17 @@ def rm(state: dict, args: list[str]) -> int:
     return 0
 
 
+def stop(state: dict, args: list[str]) -> int:
+    """``stop -t N <name|id>...``: the containers stop (exit 0), as docker stop does."""
+    names = [a for i, a in enumerate(args) if a != "-t" and (i == 0 or args[i - 1] != "-t")]
+    for c in state["containers"]:
+        if c["name"] in names or c["id"] in names:
+            c["running"] = False
+            c["exit_code"] = 0
+    save(state)
+    return 0
+
+
 def logs(state: dict, args: list[str]) -> int:
     tail = int(args[args.index("--tail") + 1]) if "--tail" in args else 100000
     lines = state.get("logs", {}).get(args[-1], "").splitlines()
@@ -357,6 +369,8 @@ def main(argv: list[str]) -> int:
         return inspect(state, argv[1:])
     if argv[:1] == ["rm"]:
         return rm(state, argv[1:])
+    if argv[:1] == ["stop"]:
+        return stop(state, argv[1:])
     if argv[:1] == ["logs"]:
         return logs(state, argv[1:])
     print(f"fake docker: unsupported {argv}", file=sys.stderr)

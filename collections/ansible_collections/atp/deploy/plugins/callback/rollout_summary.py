@@ -220,8 +220,20 @@ def _changes(summary: dict) -> list[str]:
         changes.append("image reused")
     else:
         changes.append("image kept")
-    changes.append("container recreated" if _flag(summary.get("recreated"))
-                   else "container kept")
+    switch = summary.get("switch") if isinstance(summary.get("switch"), dict) else {}
+    if switch.get("upstream"):
+        # Zero-downtime: a new container beside the old one, then the port moved to it.
+        line = f"traffic moved to {switch['upstream']} without a gap"
+        if float(switch.get("gap_seconds") or 0) > 0:
+            line = (f"traffic moved to {switch['upstream']}; the port was CONVERTED to the "
+                    f"proxy with one gap of {switch['gap_seconds']} s")
+        stopped = ", ".join(_lines(switch.get("stopped")))
+        changes.append(line + (f", old container {stopped} drained in "
+                               f"{(switch.get('drained') or {}).get('seconds', 0)} s and stopped"
+                               if stopped else ""))
+    else:
+        changes.append("container recreated" if _flag(summary.get("recreated"))
+                       else "container kept")
     return changes
 
 

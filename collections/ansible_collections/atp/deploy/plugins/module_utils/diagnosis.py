@@ -387,7 +387,16 @@ def findings(facts: dict) -> list[dict]:
                     "(docker compose up -d, never restart)"))
 
     publishers = facts.get("port_publishers") or []
-    backend_ids = {c.get("id") for c in containers}
+    proxy = facts.get("proxy") or {}
+    backend_ids = {c.get("id") for c in containers} | set(proxy.get("ids") or [])
+    if proxy.get("ids"):
+        upstream = proxy.get("upstream") or ""
+        if upstream.rpartition(":")[0] not in {c.get("name") for c in running}:
+            out.append(_finding(
+                "proxy_upstream", f"the proxy {_names([{'name': n} for n in proxy.get('names')])}"
+                f" on port {port} forwards to {upstream or 'nothing'}, which is not a running "
+                f"{project}/{service} container: requests to port {port} fail; redeploy "
+                f"({DEPLOY_CMD}) or roll back (playbooks/rollback.yml)"))
     if len(publishers) > 1:
         out.append(_finding(
             "port_conflict", f"{len(publishers)} containers publish host port {port}: "
@@ -513,6 +522,10 @@ def summary_lines(facts: dict, found: list[dict]) -> list[str]:
     publishers = facts.get("port_publishers") or []
     lines.append(f"port {facts.get('port')}: "
                  + (f"published by {_names(publishers)}" if publishers else "not published"))
+    proxy = facts.get("proxy") or {}
+    if proxy.get("names"):
+        lines.append(f"zero-downtime proxy: {', '.join(proxy['names'])} -> "
+                     f"{proxy.get('upstream') or 'nothing'}")
     expected = facts.get("expected_routes") or []
     for name, probe in (facts.get("routes") or {}).items():
         if probe.get("error"):

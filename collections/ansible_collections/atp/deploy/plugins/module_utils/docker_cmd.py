@@ -119,8 +119,17 @@ def logs_tail(container: str, lines: int, docker: str = "docker") -> list[str]:
     return [docker, "logs", "--tail", str(max(int(lines), 1)), container]
 
 
-def override_document(service: str, ref: str, git_sha: str = "", build_time: str = "") -> dict:
-    """The compose override pinning the service image to the release tag (JSON is YAML)."""
+# JSON cannot carry a YAML tag: override_text swaps this string for compose's `!reset []`.
+RESET_LIST = "__atp_reset_list__"
+
+
+def override_document(service: str, ref: str, git_sha: str = "", build_time: str = "",
+                      proxy: dict | None = None) -> dict:
+    """The compose override pinning the service image to the release tag (JSON is YAML).
+
+    proxy (zero-downtime, zero_downtime.proxy_service): the service publishes no host port
+    (``ports: !reset []``) and the proxy service the document names takes its ports.
+    """
     svc: dict = {"image": ref}
     args = {}
     if git_sha:
@@ -129,12 +138,49 @@ def override_document(service: str, ref: str, git_sha: str = "", build_time: str
         args["BUILD_TIME"] = build_time
     if args:
         svc["build"] = {"args": args}
-    return {"services": {service: svc}}
+    services = {service: svc}
+    if proxy:
+        svc["ports"] = RESET_LIST
+        services[proxy["name"]] = proxy["service"]
+    return {"services": services}
 
 
-def override_text(service: str, ref: str, git_sha: str = "", build_time: str = "") -> str:
-    doc = override_document(service, ref, git_sha, build_time)
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+def override_text(service: str, ref: str, git_sha: str = "", build_time: str = "",
+                  proxy: dict | None = None) -> str:
+    doc = override_document(service, ref, git_sha, build_time, proxy)
+    text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return text.replace(json.dumps(RESET_LIST), "!reset []")
+
+
+def compose_config(project: str, files: list[str], profile: str | None,
+                   docker: str = "docker") -> list[str]:
+    """The merged compose model as JSON (interpolated, env files read, nothing started)."""
+    return compose(project, files, profile, "config", "--format", "json", docker=docker)
+
+
+def compose_scale_up(project: str, files: list[str], profile: str | None, service: str,
+                     count: int, docker: str = "docker") -> list[str]:
+    """Start one more container of the service beside the running ones (zero-downtime).
+
+    ``--no-recreate``: the running containers are kept as they are (the old release keeps
+    serving); the new one is made from the release's compose files. ``--no-deps --no-build``
+    as in compose_up.
+    """
+    return compose(project, files, profile, "up", "-d", "--no-deps", "--no-build",
+                   "--no-recreate", "--scale", f"{service}={int(count)}", service,
+                   docker=docker)
+
+
+def compose_start_proxy(project: str, files: list[str], profile: str | None, service: str,
+                        docker: str = "docker") -> list[str]:
+    """Create the proxy when missing, never recreate it (a recreate would drop port 8002)."""
+    return compose(project, files, profile, "up", "-d", "--no-deps", "--no-build",
+                   "--no-recreate", service, docker=docker)
+
+
+def stop(names: list[str], timeout: int, docker: str = "docker") -> list[str]:
+    """``docker stop -t``: SIGTERM, then SIGKILL after `timeout` seconds (graceful drain)."""
+    return [docker, "stop", "-t", str(max(int(timeout), 0)), *names]
 
 
 # --------------------------------------------------------------------------- parsers
@@ -205,9 +251,16 @@ def _host_ports(attrs: dict) -> list[int]:
     return sorted(ports)
 
 
+def _ips(attrs: dict) -> dict:
+    """{network name: IPv4 address} of a container (only networks with an address)."""
+    nets = ((attrs.get("NetworkSettings") or {}).get("Networks") or {})
+    return {name: net["IPAddress"] for name, net in sorted(nets.items())
+            if isinstance(net, dict) and net.get("IPAddress")}
+
+
 def parse_inspect(text: str) -> list[dict]:
     """`docker inspect <ids>` JSON -> [{id, name, image, image_id, state, running, project,
-    service, host_ports, restart_count, exit_code, health}] (health: healthy, starting,
+    service, host_ports, restart_count, exit_code, health, ips}] (health: healthy, starting,
     unhealthy, or None without a healthcheck)."""
     try:
         items = json.loads(text or "[]")
@@ -231,6 +284,7 @@ def parse_inspect(text: str) -> list[dict]:
             "restart_count": int(attrs.get("RestartCount") or 0),
             "exit_code": state.get("ExitCode"),
             "health": (state.get("Health") or {}).get("Status") or None,
+            "ips": _ips(attrs),
         })
     return result
 

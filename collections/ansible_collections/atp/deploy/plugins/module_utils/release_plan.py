@@ -201,6 +201,10 @@ def rescue_plan(compose_result: dict | None, release_id: str | None) -> dict:
         return {"rollback_to": "",
                 "note": f"-- no previous release to roll back to; left {release} for diagnosis "
                         "(ansible-playbook playbooks/diagnose.yml)"}
+    if isinstance(result.get("candidate"), dict):
+        return {"rollback_to": "",
+                "note": f"-- the new container never received traffic (zero-downtime) and was "
+                        f"removed; {previous or 'the release before'} still serves"}
     touched = result.get("recreated") or (result.get("changed") and not result.get("built"))
     if release_id and previous == release_id and touched and not result.get("skipped"):
         return {"rollback_to": "",

@@ -121,6 +121,35 @@ options:
       condition.
     type: int
     default: 180
+  zero_downtime:
+    description:
+      - "Activate without a gap (zero_downtime module_utils): start the release's container
+        beside the running one (no host port; C(<service>-proxy) holds the port), wait until
+        it answers I(health_path), and return it as C(candidate) WITHOUT switching C(current)
+        or traffic; the smoke checks then run against C(candidate.url) and traffic_switch
+        moves the port to it (or discards it)."
+      - false recreates the container (C(up -d)); a proxy left from zero-downtime is removed
+        first (one gap).
+    type: bool
+    default: false
+  port:
+    description: Host port the backend is served on (the proxy takes the service's ports).
+    type: int
+    default: 8002
+  proxy_image:
+    description: Image of the proxy (needs python3); empty tags the release image as
+      C(<image_repo>:proxy) the first time (no registry, no pull).
+    type: str
+    default: ""
+  health_path:
+    description: Path the new container must answer 2xx/3xx on before it is returned.
+    type: str
+    default: /api/health
+  candidate_timeout:
+    description: Seconds the new container may take to answer I(health_path) (at least 1);
+      then it is removed and the task fails, traffic untouched.
+    type: int
+    default: 180
   lock_token:
     description:
       - This run's deploy lock token (release_state I(lock.token)). When set, the call first
@@ -214,6 +243,23 @@ dependencies:
   elements: dict
   sample: [{name: db, condition: service_healthy, before: running, action: kept,
             health: healthy}]
+candidate:
+  description: "Zero-downtime: the new container, running beside the old one and answering
+    health, not yet receiving traffic - C(id), C(name), C(url) (its own address, for the
+    smoke checks), C(upstream) (C(name:port) for the proxy); null when nothing was started."
+  returned: always
+  type: dict
+old_containers:
+  description: Zero-downtime; names of the containers serving before (traffic_switch drains
+    and stops them after the switch).
+  returned: always
+  type: list
+  elements: str
+topology:
+  description: "How the port was served before: C(proxy), C(direct) (the container published
+    it itself: the switch converts it, with one gap) or C(none)."
+  returned: always
+  type: str
 would_build:
   description: Check mode only; the image is missing.
   returned: check mode
@@ -233,9 +279,13 @@ would_start:
   elements: str
 """
 
+import inspect  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import secrets  # noqa: E402
 import time  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
@@ -248,6 +298,8 @@ from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     proc,
     release_model,
     route_gate,
+    tcp_proxy,
+    zero_downtime,
 )
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
     MANIFEST_NAME,
@@ -321,6 +373,11 @@ ARGUMENT_SPEC = {
     "expected_routes": {"type": "list", "elements": "str", "default": []},
     "dependencies": {"type": "list", "elements": "dict", "default": []},
     "dependency_timeout": {"type": "int", "default": 180},
+    "zero_downtime": {"type": "bool", "default": False},
+    "port": {"type": "int", "default": 8002},
+    "proxy_image": {"type": "str", "default": ""},
+    "health_path": {"type": "str", "default": "/api/health"},
+    "candidate_timeout": {"type": "int", "default": 180},
     **deploy_lock.MODULE_ARGS,
 }
 
@@ -328,7 +385,8 @@ ARGUMENT_SPEC = {
 def check_params(p: dict) -> tuple[list[str], tuple[str, str], list[dict]]:
     """(expected routes, (module, attr), dependencies), or ValueError with a one-line problem."""
     for name, minimum in (("route_gate_timeout", 1), ("dependency_timeout", 1),
-                          ("command_timeout", 1), ("build_log_lines", MIN_LOG_LINES)):
+                          ("command_timeout", 1), ("build_log_lines", MIN_LOG_LINES),
+                          ("candidate_timeout", 1)):
         if p[name] < minimum:
             raise ValueError(f"{name} must be at least {minimum}, got {p[name]}; set "
                              f"deploy_{name.replace('command_timeout', 'build_timeout')} to a "
@@ -357,7 +415,8 @@ def main() -> None:
               "image_id": None, "container_id": None, "container_name": None, "built": False,
               "recreated": False, "switched": False, "tagged_from": None,
               "route_gate": {"checked": False, "routes": 0, "missing": []},
-              "dependencies": []}
+              "dependencies": [], "candidate": None, "old_containers": [],
+              "topology": None}
     untouched = ("the running container was not touched and current still points at "
                  f"{previous}" if previous else
                  "the running container was not touched and current was not created")
@@ -430,7 +489,9 @@ def main() -> None:
 
     st = os.stat(release_dir)
     build_time = p["build_time"] or release_model.build_time(rid)
-    override = docker_cmd.override_text(service, ref, p["git_sha"], build_time).encode()
+    zd = zero_downtime_layout(dk, p, release_dir, untouched) if p["zero_downtime"] else None
+    override = docker_cmd.override_text(service, ref, p["git_sha"], build_time,
+                                        zd["proxy"] if zd else None).encode()
     override_path = os.path.join(release_dir, docker_cmd.OVERRIDE_NAME)
     try:
         if fsutil.file_differs(override_path, override, 0o644, st.st_uid, st.st_gid):
@@ -470,7 +531,14 @@ def main() -> None:
     # 3. Dependencies: kept when running, started (never recreated) otherwise, then waited for.
     ensure_dependencies(dk, p, release_dir, files, deps, result, untouched)
 
-    # 4. Switch current, then up the backend alone.
+    # 4z. Zero-downtime: the new container beside the old one, checked by the next steps.
+    if zd:
+        start_beside(dk, p, release_dir, files, image_id, before, needs_switch, zd, result,
+                     untouched)
+        module.exit_json(**result)
+
+    # 4. Switch current, then up the backend alone (a proxy left from zero-downtime goes).
+    remove_proxy(dk, service, result)
     if needs_switch:
         try:
             fsutil.atomic_symlink(link_target, current_link, st.st_uid, st.st_gid)
@@ -594,6 +662,165 @@ def ensure_dependencies(dk: Docker, p: dict, release_dir: str, files: list[str],
                     container=where["name"] if where else None))
             time.sleep(min(POLL_INTERVAL, max(remaining, 0.05)))
             containers = dk.service_containers(dep["name"])
+
+
+# ----------------------------------------------------------------------------- zero-downtime
+
+
+def zero_downtime_layout(dk: Docker, p: dict, release_dir: str, untouched: str) -> dict:
+    """Read the service's ports and networks from the release's own compose file (merged by
+    compose itself) and describe the proxy: {proxy, target, networks, ports}."""
+    service = p["service"]
+    argv = docker_cmd.compose_config(p["project_name"], [p["compose_file"]], p["profile"],
+                                     dk.docker)
+    rc, out, err = proc.run(argv, cwd=release_dir, timeout=READ_TIMEOUT)
+    try:
+        config = json.loads(out) if rc == 0 else None
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        dk.fail(f"docker compose config for {p['compose_file']} failed (exit {rc}): "
+                f"{docker_cmd.first_line(err or out)}; expected a valid compose file, "
+                f"{untouched}")
+    ports = zero_downtime.service_ports(config, service)
+    try:
+        target = zero_downtime.target_port(ports, service, p["port"])
+    except ValueError as exc:
+        dk.fail(f"{exc}; {untouched}")
+    networks = zero_downtime.service_networks(config, service)
+    image = p["proxy_image"] or zero_downtime.proxy_image(p["image_repo"])
+    proxy = zero_downtime.proxy_service(service, image, ports, networks, p["app_root"],
+                                        p["profile"], target)
+    return {"proxy": proxy, "target": target, "networks": networks, "image": image}
+
+
+def ensure_proxy_files(dk: Docker, app_root: str) -> str:
+    """shared/proxy/ (owned by the proxy's user) with the proxy program; its path."""
+    pdir = zero_downtime.proxy_dir(app_root)
+    uid = zero_downtime.PROXY_UID
+    try:
+        os.makedirs(pdir, mode=0o755, exist_ok=True)
+        os.chown(pdir, uid, uid)
+        os.chmod(pdir, 0o755)
+        source = inspect.getsource(tcp_proxy).encode()
+        script = os.path.join(pdir, zero_downtime.SCRIPT_NAME)
+        if fsutil.file_differs(script, source, 0o644, 0, 0):
+            fsutil.atomic_write(script, source, 0o644, 0, 0)
+    except (OSError, TypeError) as exc:
+        dk.fail(f"preparing {pdir} for the proxy failed: {exc}; check permissions/disk")
+    return pdir
+
+
+def remove_containers(dk: Docker, names: list[str]) -> None:
+    for name in names:
+        proc.run(docker_cmd.rm_force(name, dk.docker), timeout=READ_TIMEOUT)
+
+
+def remove_proxy(dk: Docker, service: str, result: dict) -> None:
+    """Recreate mode after zero-downtime: the proxy holds the port the service will publish."""
+    proxies = dk.service_containers(zero_downtime.proxy_name(service))
+    if proxies:
+        remove_containers(dk, [c["name"] for c in proxies])
+        result["proxy_removed"] = [c["name"] for c in proxies]
+
+
+def http_answers(url: str, timeout: float) -> int | None:
+    """Status of GET url (no proxy from the environment), or None when nothing answered."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, ValueError):
+        return None
+
+
+def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_id: str,
+                 before: list[dict], needs_switch: bool, zd: dict, result: dict,
+                 untouched: str) -> None:
+    """Start the release's container beside the running one; return it once it answers."""
+    service, project, rid = p["service"], p["project_name"], p["release_id"]
+    pdir = ensure_proxy_files(dk, p["app_root"])
+    proxies = dk.service_containers(zero_downtime.proxy_name(service))
+    upstream = zero_downtime.read_upstream(os.path.join(pdir, zero_downtime.UPSTREAM_NAME))
+    result["topology"] = zero_downtime.topology(before, proxies, p["port"])
+    running = [c for c in before if c["running"]]
+    if not needs_switch and zero_downtime.settled(before, proxies, upstream, image_id,
+                                                  p["port"]):
+        result.update(container_id=running[0]["id"], container_name=running[0]["name"])
+        started = any(d["action"] == compose_deps.STARTED for d in result["dependencies"])
+        result["changed"] = result["built"] or bool(result["tagged_from"]) or started
+        return
+    result["changed"] = True
+    if not p["proxy_image"] and dk.image_id(zd["image"]) is None:
+        tag_image(dk, release_model.image_ref(p["image_repo"], rid), zd["image"], untouched)
+    # Stopped containers of the service serve nothing; compose would start them again.
+    remove_containers(dk, [c["name"] for c in before if not c["running"]])
+    before = running
+    argv = docker_cmd.compose_scale_up(project, files, p["profile"], service,
+                                       len(running) + 1, dk.docker)
+    rc, out, _err = proc.run(argv, cwd=release_dir, timeout=p["command_timeout"],
+                             merge_stderr=True)
+    after = dk.service_containers(service)
+    new = zero_downtime.new_containers(before, after)
+    gone = {c["id"] for c in before} - {c["id"] for c in after if c["running"]}
+
+    def discard(why: list[str]) -> None:
+        remove_containers(dk, [c["name"] for c in new])
+        dk.fail("\n".join([*why, f"the new container never received traffic and was removed; "
+                               f"{untouched}"]))
+
+    if rc != 0:
+        how = (f"did not finish within {p['command_timeout']}s" if rc == proc.TIMEOUT_RC
+               else f"failed (exit {rc})")
+        discard([f"starting the container of release {rid} beside the running one {how}:",
+                 *docker_cmd.error_excerpt(out, p["build_log_lines"] - 2)])
+    if gone:
+        dk.fail(f"starting release {rid} beside the running container stopped "
+                f"{len(gone)} running container(s) of {service}; expected them kept "
+                "(--no-recreate); check the compose version and playbooks/diagnose.yml")
+    if len(new) != 1:
+        discard([f"expected one new container of {project}/{service} for release {rid}, "
+                 f"found {len(new)}: {', '.join(c['name'] for c in new) or 'none'}"])
+    cand = new[0]
+    if cand["image_id"] != image_id:
+        discard([f"the new container {cand['name']} runs image {cand['image_id']}, expected "
+                 f"{image_id} (release {rid}); check the service's image in the compose files"])
+    url = zero_downtime.container_url(cand, zd["target"], zd["networks"])
+    if not url:
+        discard([f"the new container {cand['name']} has no network address; expected it on "
+                 f"the networks {', '.join(zd['networks'])}"])
+    problem = wait_answering(dk, cand, url + p["health_path"], p["candidate_timeout"])
+    if problem:
+        tail = dk.log_tail(cand["name"], max(p["build_log_lines"] - 2, 1))
+        discard([f"the new container of release {rid} ({cand['name']}) {problem}",
+                 *(f"  {line}" for line in tail)])
+    result.update(candidate={"id": cand["id"], "name": cand["name"], "url": url,
+                             "upstream": f"{cand['name']}:{zd['target']}"},
+                  old_containers=[c["name"] for c in running], recreated=True,
+                  container_id=cand["id"], container_name=cand["name"])
+
+
+def wait_answering(dk: Docker, cand: dict, url: str, timeout: int) -> str | None:
+    """None once GET url answers 2xx/3xx; else what went wrong (exited, restarted, timeout)."""
+    deadline = time.monotonic() + timeout
+    status = None
+    while True:
+        status = http_answers(url, timeout=min(5.0, max(timeout, 1)))
+        if status is not None and 200 <= status < 400:
+            return None
+        now = [c for c in dk.service_containers(cand["service"]) if c["id"] == cand["id"]]
+        if not now or not now[0]["running"]:
+            code = now[0].get("exit_code") if now else "gone"
+            return f"exited (code {code}) before it answered {url}"
+        if now and now[0]["restart_count"] > 0:
+            return f"restarted {now[0]['restart_count']} time(s) before it answered {url}"
+        if time.monotonic() >= deadline:
+            seen = f"HTTP {status}" if status is not None else "no answer"
+            return (f"did not answer {url} with 2xx/3xx within {timeout}s "
+                    f"(deploy_candidate_timeout), last: {seen}")
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":

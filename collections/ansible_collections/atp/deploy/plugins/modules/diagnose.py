@@ -17,6 +17,7 @@ from ansible_collections.atp.deploy.plugins.module_utils import (
     masking,
     proc,
     release_model,
+    zero_downtime,
 )
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
     MANIFEST_NAME,
@@ -259,6 +260,8 @@ def read_json(path: str) -> dict | None:
     text = read_tail(path)
     if text is None:
         return None
+    # The release override is JSON but for compose's `!reset []` (zero-downtime ports).
+    text = text.replace("!reset []", "[]")
     try:
         value = json.loads(text)
     except ValueError:
@@ -447,6 +450,12 @@ def main() -> None:
             image_id = dk.image_id(ref)
     backend = docker_cmd.service_containers(containers, p["project_name"], p["service"])
     publishers = docker_cmd.publishers(containers, p["port"])
+    proxies = docker_cmd.service_containers(containers, p["project_name"],
+                                            zero_downtime.proxy_name(p["service"]))
+    proxy = {"ids": [c["id"] for c in proxies if c["running"]],
+             "names": [c["name"] for c in proxies if c["running"]],
+             "upstream": zero_downtime.read_upstream(os.path.join(
+                 zero_downtime.proxy_dir(app_root), zero_downtime.UPSTREAM_NAME))}
 
     routes, logs, missing_any = {}, {}, []
     running = [c for c in backend if c["running"]]
@@ -490,6 +499,7 @@ def main() -> None:
         "containers": [{k: c[k] for k in ("id", "name", "image", "image_id", "state",
                                           "running", "host_ports")} for c in backend],
         "port_publishers": publishers,
+        "proxy": proxy,
         "expected_routes": expected,
         "routes": routes,
         "env_files": env_info,
@@ -515,6 +525,7 @@ def main() -> None:
         release_image=facts["release_image"],
         containers=facts["containers"],
         port_publishers=publishers,
+        proxy=proxy,
         routes=routes,
         missing_routes=missing_any,
         expected_routes=expected,

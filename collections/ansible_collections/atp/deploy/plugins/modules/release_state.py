@@ -102,6 +102,11 @@ options:
     description: Host port the backend publishes; more than one container on it is a warning.
     type: int
     default: 8002
+  zero_downtime:
+    description: How the port should be served (compose_release I(zero_downtime)); when it is
+      served the other way (or the proxy does not forward to the one running container), the
+      plan activates the release so compose_release converts it. Unset ignores the topology.
+    type: bool
   lock:
     description:
       - The deploy lock to take; omitted = no locking.
@@ -460,6 +465,7 @@ from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     proc,
     release_model,
     release_plan,
+    zero_downtime,
 )
 
 COMMAND_TIMEOUT = 60
@@ -611,6 +617,7 @@ ARGUMENT_SPEC = {
     "project_name": {"type": "str", "default": "automated-trading-platform"},
     "service": {"type": "str", "default": "backend-aws"},
     "image_repo": {"type": "str", "default": "automated-trading-platform-backend-aws"},
+    "zero_downtime": {"type": "bool"},
     "port": {"type": "int", "default": 8002},
     "lock": {"type": "dict", "options": LOCK_SPEC},
     "app_owner": {"type": "str", "default": ""},
@@ -706,6 +713,11 @@ def read_state(p: dict, reader: DockerReader, content_hash: str, env_spec: dict)
     plan, reasons = release_plan.plan_release(
         content_hash or None, releases, current, env, image_of, backend, p["image_repo"],
         links_missing=links_missing, named=named)
+    if p["zero_downtime"] is not None and not plan["activate"]:
+        why = topology_mismatch(app_root, containers, backend, p)
+        if why:
+            plan["activate"] = True
+            reasons.append(why)
     links = [] if plan["new"] or named else links_missing(plan["release_id"], plan["env_set"])
     env["links_missing"] = links
     summary = env_layout.plan_lines(env) if not named else []
@@ -741,6 +753,29 @@ def read_state(p: dict, reader: DockerReader, content_hash: str, env_spec: dict)
         "adoption_needed": adopt,
         "_warnings": warnings,
     }
+
+
+def topology_mismatch(app_root: str, containers: list[dict], backend: list[dict],
+                      p: dict) -> str | None:
+    """Why the release must be activated again although nothing else changed: the port is not
+    served the way deploy_zero_downtime says (compose_release converts it)."""
+    proxy = zero_downtime.proxy_name(p["service"])
+    proxies = docker_cmd.service_containers(containers, p["project_name"], proxy)
+    running = [c for c in backend if c["running"]]
+    upstream = zero_downtime.read_upstream(os.path.join(zero_downtime.proxy_dir(app_root),
+                                                        zero_downtime.UPSTREAM_NAME))
+    if not p["zero_downtime"]:
+        if any(c["running"] for c in proxies):
+            return (f"the zero-downtime proxy {proxy} holds port {p['port']} and "
+                    "deploy_zero_downtime is false: recreate the backend publishing it (one gap)")
+        return None
+    if not running:
+        return None
+    if not zero_downtime.settled(running, proxies, upstream, running[0]["image_id"],
+                                 p["port"]):
+        return (f"port {p['port']} is not served through the zero-downtime proxy by the one "
+                f"running {p['service']} container: convert it (one gap at most)")
+    return None
 
 
 def plan_changes(plan: dict) -> bool:
