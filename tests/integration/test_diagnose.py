@@ -35,7 +35,7 @@ INSTANCE = "i-08726dc37133b3565"
 CONTAINER = f"atp-sandbox-{INSTANCE}"
 PROJECT = "automated-trading-platform"
 SERVICE = "backend-aws"
-BACKEND = f"{PROJECT}-{SERVICE}-1"
+PROXY = f"{PROJECT}-{SERVICE}-proxy-1"
 IMAGE_REPO = f"{PROJECT}-{SERVICE}"
 BASE_IMAGE = "atp-backend-base:bookworm"
 LABELS = (f"-l com.docker.compose.project={PROJECT} -l com.docker.compose.service={SERVICE}")
@@ -60,6 +60,15 @@ SECRETS = fake_secrets()
 
 on_instance = partial(instance_read, CONTAINER)
 current_release = partial(active_release, CONTAINER)
+
+
+def backend() -> str:
+    """The running backend container (zero-downtime: each release's container is a new one)."""
+    names = on_instance("docker", "ps", "--format", "{{.Names}}", "--filter",
+                        f"label=com.docker.compose.project={PROJECT}", "--filter",
+                        f"label=com.docker.compose.service={SERVICE}").split()
+    assert len(names) == 1, names
+    return names[0]
 
 
 def ssm_shell(inventory: Path, command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -168,8 +177,9 @@ def reports(tmp_path: Path) -> Path:
 
 
 def test_healthy(deployed, reports):
+    backend_name = backend()
     # Put the credentials into the container's log (as a careless app would) to see them masked.
-    ssm_shell(deployed, f"docker exec {BACKEND} sh -c 'echo \"leak check "
+    ssm_shell(deployed, f"docker exec {backend_name} sh -c 'echo \"leak check "
               "key=$EXCHANGE_CUSTOM_API_KEY secret=$EXCHANGE_CUSTOM_API_SECRET\" > /proc/1/fd/1'")
     diag = assert_healthy(deployed, reports)
     report = diag.report
@@ -184,12 +194,14 @@ def test_healthy(deployed, reports):
         assert f"git {shas[-1]}" in diag.words
 
     (container,) = report["containers"]
-    assert container["name"] == BACKEND and container["running"] is True
+    assert container["name"] == backend_name and container["running"] is True
     assert container["image"] == f"{IMAGE_REPO}:{release}"
     assert container["image_id"] == report["release_image"]["id"]
-    assert report["port_publishers"] == [{"id": container["id"], "name": BACKEND,
-                                          "image": container["image"]}]
-    registered = report["routes"][BACKEND]["registered"]
+    # Zero-downtime: the proxy publishes 8002 and forwards to the backend container.
+    assert [p["name"] for p in report["port_publishers"]] == [PROXY]
+    assert report["proxy"]["names"] == [PROXY]
+    assert report["proxy"]["upstream"] == f"{backend_name}:8002"
+    registered = report["routes"][backend_name]["registered"]
     assert set(EXPECTED) <= set(registered) and report["missing_routes"] == []
 
     assert report["credential_alias"] == "EXCHANGE_CUSTOM_API_KEY"
@@ -197,7 +209,7 @@ def test_healthy(deployed, reports):
     assert {"EXCHANGE_CUSTOM_API_KEY", "EXCHANGE_CUSTOM_API_SECRET"} <= set(aws_names)
     assert not {"CRYPTO_COM_API_KEY", "CRYPTO_COM_API_SECRET"} & set(aws_names)
 
-    log = report["logs"][BACKEND]
+    log = report["logs"][backend_name]
     assert 0 < len(log) <= 20
     assert "leak check key=*** secret=***" in log
     assert report["disk"]["total_mb"] > 0 and report["disk"]["path"].startswith(APP)
@@ -219,13 +231,14 @@ def test_healthy(deployed, reports):
 
 def test_second_backend_container(deployed, reports):
     assert_healthy(deployed, reports)
+    backend_name = backend()
     stray = "atp-diag-stray"
     try:
         ssm_shell(deployed, f"docker run -d --name {stray} {LABELS} {BASE_IMAGE} sleep 600")
         diag = diagnose(deployed, reports)
         assert diag.proc.returncode != 0
         message = diag.finding("duplicate_backend")
-        assert BACKEND in message and stray in message and "docker rm -f" in message
+        assert backend_name in message and stray in message and "docker rm -f" in message
         assert "drifted" in diag.words and stray in diag.words
         assert_no_secrets(diag)
     finally:
@@ -235,6 +248,7 @@ def test_second_backend_container(deployed, reports):
 
 def test_stale_image_retagged(deployed, reports):
     assert_healthy(deployed, reports)
+    backend_name = backend()
     release = current_release()
     ref = f"{IMAGE_REPO}:{release}"
     original = on_instance("docker", "image", "inspect", "-f", "{{.Id}}", ref)
@@ -245,7 +259,7 @@ def test_stale_image_retagged(deployed, reports):
         assert diag.proc.returncode != 0
         assert diag.codes() == ["stale_image"], diag.codes()
         message = diag.finding("stale_image")
-        assert f"container {BACKEND} runs image {ref}" in message
+        assert f"container {backend_name} runs image {ref}" in message
         assert "ansible-playbook deploy.yml" in message
         assert "NOT the active release's image" in diag.words
     finally:
@@ -255,9 +269,10 @@ def test_stale_image_retagged(deployed, reports):
 
 def test_stale_container_from_another_image(deployed, reports):
     assert_healthy(deployed, reports)
+    backend_name = backend()
     other = "atp-diag-other"
     try:
-        ssm_shell(deployed, f"docker stop {BACKEND} && "
+        ssm_shell(deployed, f"docker stop {backend_name} && "
                   f"docker run -d --name {other} {LABELS} {BASE_IMAGE} sleep 600")
         diag = diagnose(deployed, reports)
         assert diag.proc.returncode != 0
@@ -266,15 +281,17 @@ def test_stale_container_from_another_image(deployed, reports):
         assert "routes_unreadable" in diag.codes()  # no app inside the base image
         assert "no_container" not in diag.codes()
     finally:
-        ssm_shell(deployed, f"docker rm -f {other}; docker start {BACKEND}", check=False)
+        ssm_shell(deployed, f"docker rm -f {other}; docker start {backend_name}", check=False)
 
 
 def test_no_backend_and_port_taken_by_another_container(deployed, reports):
     assert_healthy(deployed, reports)
+    backend_name = backend()
     squatter = "atp-diag-squatter"
     try:
-        ssm_shell(deployed, f"docker stop {BACKEND} && docker run -d --name {squatter} "
-                  f"-p 8002:8002 {BASE_IMAGE} sleep 600")
+        # The proxy holds 8002 (zero-downtime): it stops too, so the squatter can take it.
+        ssm_shell(deployed, f"docker stop {backend_name} {PROXY} && docker run -d "
+                  f"--name {squatter} -p 8002:8002 {BASE_IMAGE} sleep 600")
         diag = diagnose(deployed, reports)
         assert diag.proc.returncode != 0
         assert "exited" in diag.finding("no_container")
@@ -283,7 +300,8 @@ def test_no_backend_and_port_taken_by_another_container(deployed, reports):
         assert squatter in message and f"docker stop {squatter}" in message
         assert diag.report["routes"] == {}
     finally:
-        ssm_shell(deployed, f"docker rm -f {squatter}; docker start {BACKEND}", check=False)
+        ssm_shell(deployed, f"docker rm -f {squatter}; docker start {backend_name} {PROXY}",
+                  check=False)
 
 
 def test_missing_route(deployed, reports, tmp_path):

@@ -323,8 +323,10 @@ def test_a_failed_automatic_rollback_still_releases_the_lock_and_logs(inventory,
     failing = json.dumps({"smoke_check_checks": [
         {"name": "health", "path": "/api/health", "expect_status": 418}]})
     try:
+        # Recreate mode: the failing release gets the port, so the deploy rolls back by
+        # itself (zero-downtime would discard it before any traffic: nothing to roll back).
         proc = deploy(inventory, "-e", f"backend_src_dir={src}", "-e", failing,
-                      "-e", "smoke_timeout=20")
+                      "-e", "smoke_timeout=20", "-e", "deploy_zero_downtime=false")
     finally:
         ssm_shell(inventory, f"sed -i '$ d' {APP}/releases/{previous}/backend/Dockerfile")
     text = words(proc.stdout)

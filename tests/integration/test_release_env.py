@@ -30,7 +30,6 @@ from .conftest import ssm_shell as ssm_shell_on
 INSTANCE = instance_ids(3)[1]
 CONTAINER = container_name(INSTANCE)
 REPO = "automated-trading-platform-backend-aws"
-BACKEND = "automated-trading-platform-backend-aws-1"
 ENV_FILES = (".env", ".env.aws")
 # An env without exchange credentials: the snapshot check fails "Missing API credentials".
 NO_CREDENTIALS = ["-e", "deploy_env_replace=true", "-e", "deploy_allow_missing_credentials=true",
@@ -82,9 +81,16 @@ def code_hash(release: str) -> str:
     return on_instance("sha256sum", f"{APP}/releases/{release}/.release-manifest.json").split()[0]
 
 
+def backend() -> str:
+    names = on_instance("docker", "ps", "--format", "{{.Names}}", "--filter",
+                        "label=com.docker.compose.service=backend-aws").split()
+    assert len(names) == 1, names
+    return names[0]
+
+
 def container_has(name: str) -> bool:
     """The running backend has a non-empty variable (its value never leaves the instance)."""
-    return on_instance("docker", "exec", BACKEND, "sh", "-c",
+    return on_instance("docker", "exec", backend(), "sh", "-c",
                        f'test -n "${name}" && echo yes') == "yes"
 
 
@@ -105,7 +111,11 @@ def inventory(tmp_path_factory) -> Path:
     """ONE instance; its app dir cleaned (the operator's way, over SSM), then a healthy deploy
     of the sample."""
     inv = tmp_path_factory.mktemp("release-env-inventory")
-    (inv / "hosts.yml").write_text(f"backend:\n  hosts:\n    {INSTANCE}:\n")
+    # Recreate mode: these tests are about the automatic rollback, code AND env (with
+    # zero-downtime, the default, a failing release is discarded before it gets traffic:
+    # tests/integration/test_zero_downtime.py).
+    (inv / "hosts.yml").write_text(f"backend:\n  hosts:\n    {INSTANCE}:\n"
+                                   "      deploy_zero_downtime: false\n")
     (inv / "group_vars").symlink_to(Path(__file__).resolve().parents[2]
                                     / "inventory/sandbox/group_vars")
     ssm_shell_on(f"rm -rf {APP} {APP}.pre-ansible-* {APP}.adopting-*", inv)
@@ -190,7 +200,7 @@ def test_rollback_after_redeploying_older_content_picks_the_release_live_before(
     # live before A was B (deploy.log order); the newest id, C, would be wrong
     assert current() == ids["b"] != ids["c"]
     assert on_instance("docker", "inspect", "-f", "{{.Config.Image}}",
-                       BACKEND).endswith(":" + ids["b"])
+                       backend()).endswith(":" + ids["b"])
     record = last_log()
     assert (record["result"], record["release"]) == ("rolled_back", ids["b"])
     assert on_instance("curl", "-s", "http://127.0.0.1:8002/api/health").startswith(

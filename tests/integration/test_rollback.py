@@ -61,8 +61,9 @@ def test_rollback_to_previous_then_to_a_named_release(two_releases):
     assert current() == a
     assert on_instance("curl", "-s", "http://127.0.0.1:8002/api/health").startswith(
         '{"status":"ok"')
-    image = on_instance("docker", "inspect", "-f", "{{.Config.Image}}",
-                        "automated-trading-platform-backend-aws-1")
+    (backend,) = on_instance("docker", "ps", "--format", "{{.Names}}", "--filter",
+                             "label=com.docker.compose.service=backend-aws").split()
+    image = on_instance("docker", "inspect", "-f", "{{.Config.Image}}", backend)
     assert image.endswith(":" + a)
     last = json.loads(on_instance("tail", "-n1", f"{APP}/deploy.log"))
     assert (last["result"], last["release"]) == ("rolled_back", a)

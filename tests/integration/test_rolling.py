@@ -88,15 +88,16 @@ def test_rollout_stops_at_the_first_failed_host(fleet, tmp_path):
 
     new = active_release(container_name(first))
     assert new != before[first]
-    assert active_release(container_name(second)) == before[second]  # rolled itself back
+    # zero-downtime: the failing release never got traffic there, the old one still serves
+    assert active_release(container_name(second)) == before[second]
     assert active_release(container_name(third)) == before[third]  # never reached
     assert releases(third) == third_releases  # nothing uploaded there either
-    assert f"rolled back to {before[second]}" in out
 
     # the output ends with one line per host, in rollout order
     tail = [line for line in out.rstrip().splitlines() if line.strip()][-3:]
     assert tail[0] == f"{first}: new release {new}"
-    assert tail[1].startswith(f"{second}: rolled back to {before[second]}")
+    assert tail[1].startswith(f"{second}: failed, the new container never received traffic")
+    assert f"(active release {before[second]})" in tail[1]
     assert tail[2] == f"{third}: untouched"
     # the third host's play never started: no task ran for it
     assert not re.search(rf"\[{third}\]", out.split("PLAY RECAP")[0])
@@ -119,5 +120,6 @@ def test_a_batch_in_flight_finishes_and_no_later_batch_starts(fleet, tmp_path):
     assert active_release(container_name(third)) == before[third]
     assert not instance_read(container_name(second), "ls", f"{APP}/.deploy.lock")
     tail = [line for line in out.rstrip().splitlines() if line.strip()][-3:]
-    assert tail == [f"{first}: rolled back to {before[first]}",
-                    f"{second}: new release {new}", f"{third}: untouched"]
+    assert tail[1:] == [f"{second}: new release {new}", f"{third}: untouched"]
+    assert tail[0].startswith(f"{first}: failed, the new container never received traffic")
+    assert f"(active release {before[first]})" in tail[0]

@@ -25,6 +25,23 @@ Dependencies and the route gate (compose_release):
   logs {id: text} for `docker logs --tail N <id>`; `rm --force <name|id>` removes a container;
   `stop -t N <name|id>...` stops containers.
 
+Zero-downtime (compose_release zero_downtime=true):
+  config: the model ``compose ... config --format json`` prints (default: DEFAULT_CONFIG, the
+    backend-aws service publishing 8002 -> 8002 on network ``default``).
+  candidate_ip: IPv4 address of containers created by ``up ... --scale <svc>=N`` (default
+    "127.0.0.1"), as ``ips`` {"<project>_default": ip} (inspect
+    ``NetworkSettings.Networks.<net>.IPAddress``, only while running).
+  candidate_exits: true -> those containers are created not running, exit code 1 (no IP, as
+    docker shows an exited container); an int N -> they run (with their IP) for N
+    ``docker inspect`` calls, then exit with code 1 (container key ``exit_in``).
+  ``up ... --no-recreate --scale <svc>=N <svc>`` keeps the running containers as they are,
+  starts stopped ones (as compose does), then creates new ones ``<project>-<svc>-<k>`` (k after
+  the highest number in use) with the override's image until N run. Their host ports: none
+  when the override resets the service's ``ports`` (``!reset []``), else the config's
+  published ports. Without --no-recreate a --scale up is unsupported (exit 99). ``up`` rc,
+  output and wrong_image apply as for a plain ``up``.
+  Containers may carry ``ips`` {network: ip} for inspect.
+
 ``image inspect`` takes several refs; with ``--format`` containing ``RepoTags`` it prints
 ``<tags JSON> <id>`` per found image, else the id. Missing refs go to stderr, exit 1.
 ``image rm <ref>`` untags; it refuses (as docker does) when the ref is the image's last tag and
@@ -41,6 +58,9 @@ import sys
 import time
 
 GATE_MARK = "ATP_ROUTE_GATE_RESULT="
+DEFAULT_CONFIG = {"services": {"backend-aws": {
+    "ports": [{"target": 8002, "published": "8002", "mode": "ingress", "protocol": "tcp"}],
+    "networks": {"default": None}}}}
 
 
 def load() -> dict:
@@ -78,13 +98,20 @@ def inspect_doc(c: dict) -> dict:
                   "Running": bool(c.get("running")), "ExitCode": c.get("exit_code", 0),
                   **({"Health": {"Status": c["health"]}} if c.get("health") else {})},
         "RestartCount": c.get("restart_count", 0),
-        "NetworkSettings": {"Ports": ports if c.get("running") else {}},
+        "NetworkSettings": {"Ports": ports if c.get("running") else {},
+                            "Networks": {net: {"IPAddress": ip if c.get("running") else ""}
+                                         for net, ip in (c.get("ips") or {}).items()}},
     }
 
 
-def override_image(service: str) -> str:
+def override_doc() -> dict:
+    """The override compose_release writes (JSON, but for compose's `!reset []` tag)."""
     with open("docker-compose.deploy.yml", encoding="utf-8") as handle:
-        return json.load(handle)["services"][service]["image"]
+        return json.loads(handle.read().replace("!reset []", '"!reset []"'))
+
+
+def override_image(service: str) -> str:
+    return override_doc()["services"][service]["image"]
 
 
 def compose(state: dict, args: list[str]) -> int:
@@ -98,6 +125,12 @@ def compose(state: dict, args: list[str]) -> int:
         return compose_run(state, project, rest[1:])
     if rest[:1] == ["up"] and rest[-1] in state.get("services", {}):
         return compose_up_dependency(state, project, rest)
+    if rest[:1] == ["config"]:
+        config = state.get("config", DEFAULT_CONFIG)
+        print(json.dumps({"name": project, **config}))
+        return 0
+    if rest[:1] == ["up"] and "--scale" in rest:
+        return compose_scale(state, project, rest)
     if rest == ["version"]:
         if state["compose"].get("rc"):
             print("docker: unknown command: docker compose", file=sys.stderr)
@@ -148,6 +181,54 @@ def compose(state: dict, args: list[str]) -> int:
         return 0
     print(f"fake docker: unsupported compose command {rest}", file=sys.stderr)
     return 99
+
+
+def compose_scale(state: dict, project: str, rest: list[str]) -> int:
+    """``up -d ... --no-recreate --scale <svc>=N <svc>``: keep running containers, start
+    stopped ones, create new ones on the override's image until N run."""
+    service = rest[-1]
+    name, _, count = rest[rest.index("--scale") + 1].partition("=")
+    if name != service or "--no-recreate" not in rest:
+        print(f"fake docker: unsupported compose command {rest}", file=sys.stderr)
+        return 99
+    print(state["up"].get("output", ""))
+    if state["up"].get("rc"):
+        return state["up"]["rc"]
+    ref = override_image(service)
+    image_id = state["images"].get(ref)
+    if image_id is None:
+        print(f"pull access denied for {ref}", file=sys.stderr)
+        return 1
+    if state["up"].get("wrong_image"):
+        image_id = state["up"]["wrong_image"]
+    mine = [c for c in state["containers"]
+            if c.get("project") == project and c.get("service") == service]
+    for c in mine:
+        if not c.get("running"):
+            c.update(running=True, status="running", exit_code=0)
+    reset = override_doc()["services"][service].get("ports") == "!reset []"
+    svc = (state.get("config", DEFAULT_CONFIG).get("services") or {}).get(service) or {}
+    host_ports = [] if reset else [int(p["published"]) for p in svc.get("ports") or []
+                                   if str(p.get("published") or "").isdigit()]
+    numbers = [int(c["name"].rsplit("-", 1)[1]) for c in mine
+               if c["name"].rsplit("-", 1)[-1].isdigit()]
+    exits = state.get("candidate_exits") is True
+    exit_in = state.get("candidate_exits")
+    exit_in = exit_in if type(exit_in) is int and exit_in > 0 else None
+    for _ in range(len(mine), int(count)):
+        number = max(numbers, default=0) + 1
+        numbers.append(number)
+        cname = f"{project}-{service}-{number}"
+        state["containers"].append({
+            "id": fake_id("container", ref, cname, str(len(state.get("history", [])))),
+            "name": cname, "image": ref, "image_id": image_id, "running": not exits,
+            "status": "exited" if exits else "running", "exit_code": 1 if exits else 0,
+            "project": project, "service": service, "ports": host_ports,
+            "ips": {f"{project}_default": state.get("candidate_ip", "127.0.0.1")},
+            **({"exit_in": exit_in} if exit_in and not exits else {})})
+        state.setdefault("history", []).append(ref)
+    save(state)
+    return 0
 
 
 def compose_up_dependency(state: dict, project: str, rest: list[str]) -> int:
@@ -254,6 +335,12 @@ def inspect(state: dict, args: list[str]) -> int:
             if c.get("health_seq"):
                 c["health"] = c["health_seq"].pop(0)
             found.append(inspect_doc(c))
+            if "exit_in" in c:
+                c["exit_in"] -= 1
+                if c["exit_in"] <= 0:
+                    del c["exit_in"]
+                    c.update(running=False, status="exited", exit_code=1)
+                save(state)
     if any(c.get("health_seq") is not None for c in state["containers"]):
         save(state)
     print(json.dumps(found))

@@ -17,8 +17,11 @@ class GitError(RuntimeError):
 def run_git(root: str, *args: str) -> subprocess.CompletedProcess:
     """Run ``git -C root <args>`` with a stable, English, lock-free environment."""
     env = dict(os.environ, LC_ALL="C", LANGUAGE="C", GIT_OPTIONAL_LOCKS="0")
-    env.pop("GIT_DIR", None)
-    env.pop("GIT_WORK_TREE", None)
+    # A deploy started from a git hook inherits the hook's repository variables: the checkout
+    # is read as itself, never through another index, object store or work tree.
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+                 "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR"):
+        env.pop(name, None)
     return subprocess.run(
         ["git", "-C", root, *args],
         capture_output=True,

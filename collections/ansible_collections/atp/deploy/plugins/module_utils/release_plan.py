@@ -184,7 +184,8 @@ def staging_path(app_root: str, stamp: str) -> str:
 NOT_TOUCHED = "-- the running backend was not touched"
 
 
-def rescue_plan(compose_result: dict | None, release_id: str | None) -> dict:
+def rescue_plan(compose_result: dict | None, release_id: str | None,
+                switch_result: dict | None = None) -> dict:
     """What a failed deploy must undo, from compose_release's (possibly failed) result.
 
     Roll back only when compose_release switched ``current``: to the release ``current``
@@ -201,6 +202,14 @@ def rescue_plan(compose_result: dict | None, release_id: str | None) -> dict:
         return {"rollback_to": "",
                 "note": f"-- no previous release to roll back to; left {release} for diagnosis "
                         "(ansible-playbook playbooks/diagnose.yml)"}
+    switch = switch_result if isinstance(switch_result, dict) else {}
+    if switch.get("switched"):
+        # Zero-downtime: the port already moved to the new release, a later step failed.
+        return {"rollback_to": "",
+                "note": f"-- the port already serves {release} (the zero-downtime switch went "
+                        "through, a later step failed); check it with "
+                        "ansible-playbook playbooks/diagnose.yml, roll back with "
+                        "playbooks/rollback.yml"}
     if isinstance(result.get("candidate"), dict):
         return {"rollback_to": "",
                 "note": f"-- the new container never received traffic (zero-downtime) and was "

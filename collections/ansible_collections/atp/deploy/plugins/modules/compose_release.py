@@ -777,6 +777,7 @@ def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_
         discard([f"starting the container of release {rid} beside the running one {how}:",
                  *docker_cmd.error_excerpt(out, p["build_log_lines"] - 2)])
     if gone:
+        remove_containers(dk, [c["name"] for c in new])
         dk.fail(f"starting release {rid} beside the running container stopped "
                 f"{len(gone)} running container(s) of {service}; expected them kept "
                 "(--no-recreate); check the compose version and playbooks/diagnose.yml")
@@ -788,10 +789,14 @@ def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_
         discard([f"the new container {cand['name']} runs image {cand['image_id']}, expected "
                  f"{image_id} (release {rid}); check the service's image in the compose files"])
     url = zero_downtime.container_url(cand, zd["target"], zd["networks"])
-    if not url:
+    if url:
+        problem = wait_answering(dk, cand, url + p["health_path"], p["candidate_timeout"])
+    elif not cand["running"]:
+        # A container that stopped at once has no address: say it exited, with its log.
+        problem = f"exited (code {cand.get('exit_code')}) before it answered {p['health_path']}"
+    else:
         discard([f"the new container {cand['name']} has no network address; expected it on "
                  f"the networks {', '.join(zd['networks'])}"])
-    problem = wait_answering(dk, cand, url + p["health_path"], p["candidate_timeout"])
     if problem:
         tail = dk.log_tail(cand["name"], max(p["build_log_lines"] - 2, 1))
         discard([f"the new container of release {rid} ({cand['name']}) {problem}",

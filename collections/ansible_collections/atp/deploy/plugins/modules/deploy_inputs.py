@@ -26,7 +26,7 @@ description:
     (C(ansible_aws_ssm_bucket_name)).
   - Values of C(deploy_env) and C(deploy_env_aws) are never shown; their lines name the key.
   - Variables that are not set are not checked (the roles' defaults are).
-version_added: "1.2.0"
+version_added: "1.1.0"
 author: atp.deploy contributors
 options:
   hosts:

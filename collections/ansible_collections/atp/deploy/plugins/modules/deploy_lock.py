@@ -18,7 +18,7 @@ description:
     its next step (deploy lock lost). Use it when a holder died; a live deploy is told at its
     next step."
   - The lock file format and its rules are in C(module_utils/deploy_lock.py).
-version_added: "1.2.0"
+version_added: "1.1.0"
 author: atp.deploy contributors
 options:
   app_root:

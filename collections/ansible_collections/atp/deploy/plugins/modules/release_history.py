@@ -28,7 +28,7 @@ description:
     skipped, further back."
   - A release is code + env; re-activating one (C(compose_release) with its id) activates its
     own env set too.
-version_added: "1.0.0"
+version_added: "1.1.0"
 author: atp.deploy contributors
 options:
   app_root:

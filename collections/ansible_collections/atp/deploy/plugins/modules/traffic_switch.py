@@ -288,7 +288,15 @@ class Switch:
         topo = zero_downtime.topology(app, proxies, p["port"])
         self.result["topology"] = topo
         others = [c["name"] for c in app if c["running"] and c["name"] != name]
-        if topo == zero_downtime.TOPOLOGY_PROXY:
+        stale = topo == zero_downtime.TOPOLOGY_PROXY and not zero_downtime.read_status(
+            self.status_path)
+        if stale:
+            # The running proxy writes no status into shared/proxy: that directory was
+            # replaced under it (the app dir removed and redeployed), so it would never see
+            # the new upstream. It is started again on this directory: one gap, measured.
+            self.module.warn(f"the proxy reports nothing in {self.status_path}: its directory "
+                             "was replaced; starting it again (one gap)")
+        if topo == zero_downtime.TOPOLOGY_PROXY and not stale:
             self.write_upstream(upstream)
             self.result["changed"] = True
             problem = self.proven(upstream)
@@ -305,6 +313,8 @@ class Switch:
                       and p["port"] in (c.get("host_ports") or [])]
             gap_start = time.monotonic()
             self.result["changed"] = True
+            for proxy in proxies if stale else []:
+                self.run(docker_cmd.rm_force(proxy["name"], self.docker))
             if direct:
                 rc, out, _ = self.run(docker_cmd.stop(direct, p["stop_timeout"], self.docker),
                                       timeout=p["stop_timeout"] + READ_TIMEOUT)
@@ -330,8 +340,8 @@ class Switch:
                           f"current still points at {previous}; set "
                           "deploy_zero_downtime=false to keep recreating, see "
                           "playbooks/diagnose.yml")
-            self.result["gap_seconds"] = round(time.monotonic() - gap_start, 2) if direct \
-                else 0.0
+            self.result["gap_seconds"] = round(time.monotonic() - gap_start, 2) \
+                if direct or stale else 0.0
         self.result.update(switched=True, upstream=upstream)
         link = release_model.current_link_path(app_root)
         target = release_model.current_link_target(rid)
@@ -342,7 +352,7 @@ class Switch:
             except (OSError, ValueError) as exc:
                 self.fail(f"switching {link} to {target} failed: {exc}; traffic already goes "
                           f"to {name} (release {rid}); fix and re-run the deploy")
-        self.drain(old_upstream if topo == zero_downtime.TOPOLOGY_PROXY else None)
+        self.drain(old_upstream if topo == zero_downtime.TOPOLOGY_PROXY and not stale else None)
         self.stop_and_remove(others)
 
     def discard(self) -> None:
