@@ -22,6 +22,8 @@ run the commands.
 from __future__ import annotations
 
 import os
+import urllib.error
+import urllib.request
 
 from ansible_collections.atp.deploy.plugins.module_utils import tcp_proxy
 
@@ -129,6 +131,19 @@ def read_upstream(path: str) -> str | None:
 # The proxy's own readers of its status file (one definition, next to the writer).
 read_status = tcp_proxy.read_status
 active_on = tcp_proxy.active_on
+
+
+def http_status(url: str, timeout: float) -> int | None:
+    """Status of GET url (no proxy from the environment), or None when nothing answered: how
+    the new container and the switched port are checked."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, ValueError):
+        return None
 
 
 def container_url(container: dict, target: int, networks: list[str] | None = None) -> str | None:

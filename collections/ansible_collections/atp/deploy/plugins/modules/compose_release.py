@@ -284,8 +284,6 @@ import json  # noqa: E402
 import os  # noqa: E402
 import secrets  # noqa: E402
 import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
@@ -724,17 +722,6 @@ def remove_proxy(dk: Docker, service: str, result: dict) -> None:
         result["proxy_removed"] = [c["name"] for c in proxies]
 
 
-def http_answers(url: str, timeout: float) -> int | None:
-    """Status of GET url (no proxy from the environment), or None when nothing answered."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=timeout) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (OSError, ValueError):
-        return None
-
 
 def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_id: str,
                  before: list[dict], needs_switch: bool, zd: dict, result: dict,
@@ -812,7 +799,7 @@ def wait_answering(dk: Docker, cand: dict, url: str, timeout: int) -> str | None
     deadline = time.monotonic() + timeout
     status = None
     while True:
-        status = http_answers(url, timeout=min(5.0, max(timeout, 1)))
+        status = zero_downtime.http_status(url, timeout=min(5.0, max(timeout, 1)))
         if status is not None and 200 <= status < 400:
             return None
         now = [c for c in dk.service_containers(cand["service"]) if c["id"] == cand["id"]]

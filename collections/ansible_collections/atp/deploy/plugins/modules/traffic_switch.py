@@ -144,8 +144,6 @@ removed:
 
 import os  # noqa: E402
 import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
@@ -178,16 +176,6 @@ ARGUMENT_SPEC = {
     **deploy_lock.MODULE_ARGS,
 }
 
-
-def http_status(url: str, timeout: float) -> int | None:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=timeout) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (OSError, ValueError):
-        return None
 
 
 class Switch:
@@ -229,7 +217,7 @@ class Switch:
         deadline = time.monotonic() + max(self.p["switch_timeout"], 1)
         seen = "no answer"
         while True:
-            status = http_status(url, timeout=5.0)
+            status = zero_downtime.http_status(url, timeout=5.0)
             reported = zero_downtime.read_status(self.status_path).get("upstream")
             if status is not None and 200 <= status < 400 and reported == upstream:
                 return None
