@@ -188,7 +188,7 @@ def test_each_bad_variable_is_one_line_before_any_session(events, extra, line):
     assert "s3cr3t" not in out
     assert "TASK [deploy_inputs : Check every deploy variable" in out
     for later in ("TASK [Check the transfer bucket", "TASK [source_preflight",
-                  "TASK [instance_preflight", "Validating arguments against arg spec 'main' - "
+                  "TASK [release_state", "Validating arguments against arg spec 'main' - "
                   "Check the app checkout"):
         assert later not in out, later
     kinds = [e["kind"] for e in events.since()]

@@ -244,7 +244,7 @@ def test_a_rollback_is_recorded_from_its_deploy_record(tmp_path, monkeypatch):
               "started": "2026-11-30T12:00:00", "error": ""}
     for action, data in (
             ("ansible.builtin.set_fact", {"ansible_facts": {
-                "deploy_release_id": OLD, "deploy_source": {"git_sha": SHA}}}),
+                "deploy_release_id": OLD, "source_preflight_result": {"git_sha": SHA}}}),
             ("atp.deploy.release_state", {}),
             ("atp.deploy.compose_release", {"recreated": True, "previous_release": NEW}),
             ("atp.deploy.smoke_check", {"summary": ["health: 200 ok"]}),
@@ -436,9 +436,9 @@ SCENARIOS = {
     "new release": ({
         "deploy_succeeded": True, "deploy_error": "", "deploy_operator": "alice",
         "deploy_started": "2026-11-30T12:00:00.123456", "deploy_release_id": NEW,
-        "deploy_source": {"git_sha": SHA}, "deploy_plan": {"clone_from": None},
-        "deploy_state": {"current_release": OLD},
-        "release_sync_result": {"changed": True, "unpacked": True, "files": 37},
+        "source_preflight_result": {"git_sha": SHA}, "deploy_plan": {"clone_from": None},
+        "release_state_result": {"current_release": OLD},
+        "release_unpack_result": {"changed": True, "unpacked": True, "files": 37},
         "app_env_result": {"changed": True, "env_set": "3f9a0c1d2e4b", "set_written": True,
                            "files": {".env": False, ".env.aws": True}},
         "compose_release_result": {"changed": True, "switched": True, "built": True,
@@ -449,8 +449,8 @@ SCENARIOS = {
          "image built", "container recreated"]),
     "unchanged": ({
         "deploy_succeeded": True, "deploy_error": "", "deploy_release_id": NEW,
-        "deploy_source": {"git_sha": SHA}, "deploy_plan": {"upload": False, "env": False},
-        "release_sync_result": {"changed": False, "skipped": True},
+        "source_preflight_result": {"git_sha": SHA}, "deploy_plan": {"upload": False, "env": False},
+        "release_unpack_result": {"changed": False, "skipped": True},
         "app_env_result": {"changed": False, "skipped": True},
         "compose_release_result": {"changed": False, "skipped": True},
         "smoke_check_result": {"summary": SMOKE}}, "unchanged",

@@ -179,7 +179,7 @@ def shell_document() -> str:
 
 
 def portforward_document() -> str:
-    text = (REPO / "tools/atp_ops/portforward.py").read_text()
+    text = (REPO / "tools/atp_ops/portforward/session.py").read_text()
     return re.search(r'^DOCUMENT = "([^"]+)"', text, re.M).group(1)
 
 
@@ -233,7 +233,7 @@ def requests_for(operation: str, path: Path) -> list[Request]:
         "start_session": [
             Request("ssm:StartSession", INSTANCE_ARN, TAGS, f"{where}: session on the instance"),
             Request("ssm:StartSession",
-                    _doc_arn(portforward_document() if "portforward" in where
+                    _doc_arn(portforward_document() if "portforward" in str(path)
                              else shell_document()), {}, f"{where}: session document")],
         "terminate_session": [Request("ssm:TerminateSession",
                                       f"arn:aws:ssm:{REGION}:{ACCOUNT}:session/{USER}-0a1b2c3d",

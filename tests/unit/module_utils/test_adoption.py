@@ -8,7 +8,7 @@ import os
 from datetime import datetime, timezone
 
 import pytest
-from ansible_collections.atp.deploy.plugins.module_utils import adoption, release_plan
+from ansible_collections.atp.deploy.plugins.module_utils import adoption, docker_cmd, release_plan
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
     MANIFEST_NAME,
     content_hash,
@@ -70,7 +70,7 @@ def test_read_git_sha_loose_packed_detached_and_none(checkout, tmp_path):
 
 def test_release_zero_tag_command():
     ref = "repo:20261124T101459Z-0123456789ab"
-    assert adoption.tag_argv("sha256:abc", ref, "/usr/bin/docker") == [
+    assert docker_cmd.tag("sha256:abc", ref, "/usr/bin/docker") == [
         "/usr/bin/docker", "tag", "sha256:abc", ref]
 
 

@@ -451,6 +451,12 @@ def _sandbox_deploy_values() -> dict:
     sandbox group_vars."""
     imported = set(re.findall(r"import_role:\s+name: ([a-z_]+)",
                               (REPO / "playbooks/deploy.yml").read_text()))
+    # and what they depend on (meta/main.yml): the deploy role holds every deploy_* default
+    for role in list(imported):
+        meta_file = REPO / "roles" / role / "meta/main.yml"
+        meta = (yaml.safe_load(meta_file.read_text()) or {}) if meta_file.is_file() else {}
+        imported |= {d["role"] if isinstance(d, dict) else d
+                     for d in meta.get("dependencies") or []}
     values: dict = {}
     for role, defaults in _role_files("defaults/main.yml").items():
         if role in imported:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ansible_collections.atp.deploy.plugins.module_utils import docker_cmd
 from ansible_collections.atp.deploy.plugins.module_utils import history as hs
 
 REPO = "repo"
@@ -115,10 +116,10 @@ def test_unknown_lists_at_most_ten_newest_first():
 
 
 def test_inspect_argv_and_batches():
-    assert hs.inspect_argv(["r:a", "r:b"], "docker") == [
+    assert docker_cmd.image_tags(["r:a", "r:b"], "docker") == [
         "docker", "image", "inspect", "--format", "{{json .RepoTags}} {{.Id}}", "r:a", "r:b"]
     with pytest.raises(ValueError):
-        hs.inspect_argv([])
+        docker_cmd.image_tags([])
     assert hs.batches(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ansible_collections.atp.deploy.plugins.module_utils import docker_cmd
 from ansible_collections.atp.deploy.plugins.module_utils import retention as rt
 
 IDS = [f"202611{d:02d}T000000Z-{d:012x}" for d in range(1, 8)]  # oldest first
@@ -61,7 +62,7 @@ def test_stale_partials():
 
 
 def test_image_rm_is_never_forced():
-    assert rt.image_rm_argv("repo:tag", "/usr/bin/docker") == [
+    assert docker_cmd.image_rm("repo:tag", "/usr/bin/docker") == [
         "/usr/bin/docker", "image", "rm", "repo:tag"]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.atp.deploy.plugins.module_utils import route_gate as rg
+from ansible_collections.atp.deploy.plugins.module_utils import routes
 
 SAMPLE_BACKEND = Path(__file__).resolve().parents[3] / "files" / "sample-backend" / "backend"
 EXPECTED = ["GET /api/health", "GET /api/dashboard/state", "GET /api/portfolio/snapshot",
@@ -145,22 +146,13 @@ def test_parse_app_import():
             rg.parse_app_import(bad)
 
 
-def test_normalize_expected():
-    assert rg.normalize_expected(["get  /api/health/", "GET /api/health", "POST /"]) == [
-        "GET /api/health", "POST /"]
-    assert rg.normalize_expected(None) == []
-    for bad in ("/api/health", "GET api/health", "GET /a /b", "G3T /a"):
-        with pytest.raises(rg.GateConfigError, match="deploy_expected_routes"):
-            rg.normalize_expected([bad])
-
-
 def test_route_keys_and_missing():
-    routes = [["/api/health", ["GET", "HEAD"]], ["/api/items/", ["post"]], ["/ws", []],
-              ["", ["GET"]], "junk", ["/api/health", ["GET"]]]
-    keys = rg.route_keys(routes)
+    found = [["/api/health", ["GET", "HEAD"]], ["/api/items/", ["post"]], ["/ws", []],
+             ["", ["GET"]], "junk", ["/api/health", ["GET"]]]
+    keys = rg.route_keys(found)
     assert keys == ["ANY /ws", "GET /api/health", "HEAD /api/health", "POST /api/items"]
-    assert rg.missing_routes(["GET /api/health", "post /api/items/", "GET /api/gone",
-                              "GET /api/gone"], keys) == ["GET /api/gone"]
+    assert routes.missing(["GET /api/health", "POST /api/items/", "GET /api/gone",
+                           "GET /api/gone"], keys) == ["GET /api/gone"]
 
 
 def test_parse_output():

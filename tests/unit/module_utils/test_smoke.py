@@ -83,15 +83,6 @@ def test_per_check_options_kept():
         "POST", 2.5, {"X-Admin-Key": "k"}, {"a": 1})
 
 
-def test_parse_route():
-    assert smoke.parse_route("get /api/x") == ("GET", "/api/x")
-    for bad in ("GET", "GET api/x", "GET /a /b"):
-        with pytest.raises(ValueError, match="expected route like"):
-            smoke.parse_route(bad)
-
-
-# --------------------------------------------------------------------------- JSON paths
-
 def test_lookup_nested_and_indexed():
     doc = {"ok": True, "totals": {"total_value_usd": 1.5, "inner": {"x": None}},
            "positions": [{"asset": "BTC"}], "a.b": 7}

@@ -125,7 +125,25 @@ def doc_spec_problems(module) -> list[str]:
     doc = yaml.safe_load(module.DOCUMENTATION)
     for text in (module.EXAMPLES, module.RETURN):
         yaml.safe_load(text)
-    return _compare_options(doc.get("options") or {}, module.ARGUMENT_SPEC, "")
+    options = dict(doc.get("options") or {})
+    for name in doc.get("extends_documentation_fragment") or []:
+        options.update(_fragment_options(name))
+    return _compare_options(options, module.ARGUMENT_SPEC, "")
+
+
+def _fragment_options(name: str) -> dict:
+    """Options of a collection doc fragment, ``atp.deploy.<file>[.<SECTION>]`` (as ansible-doc
+    merges them into the module's)."""
+    import importlib
+
+    import yaml
+
+    parts = name.split(".")
+    assert parts[:2] == ["atp", "deploy"] and len(parts) in (3, 4), name
+    fragment = importlib.import_module(
+        f"ansible_collections.atp.deploy.plugins.doc_fragments.{parts[2]}").ModuleDocFragment
+    text = getattr(fragment, parts[3].upper() if len(parts) == 4 else "DOCUMENTATION")
+    return yaml.safe_load(text).get("options") or {}
 
 
 # --------------------------------------------------------------------------- releases

@@ -50,8 +50,10 @@ def backend_src(tmp_path):
 
 
 def compose(app_root, rid, check_mode=False, **extra) -> dict:
+    # expected_routes defaults to the app contract's routes (routes.EXPECTED_ROUTES); the fake
+    # app registers its own, so a test names the ones it expects (none: the import check only)
     params = {"app_root": str(app_root), "release_id": rid, "git_sha": "abc123",
-              "build_time": "2026-11-24T10:15:00Z", **extra}
+              "build_time": "2026-11-24T10:15:00Z", "expected_routes": [], **extra}
     return run_module(compose_release, params, check_mode=check_mode)
 
 
@@ -209,7 +211,8 @@ def test_a_failed_tag_fails_and_touches_nothing(app_root, releases, docker):
 
 def test_build_time_defaults_to_the_time_of_the_release_id(app_root, releases, docker):
     _, new = releases
-    result = run_module(compose_release, {"app_root": str(app_root), "release_id": new})
+    result = run_module(compose_release, {"app_root": str(app_root), "release_id": new,
+                                          "expected_routes": []})
     assert "failed" not in result, result.get("msg")
     override = json.loads((app_root / "releases" / new / OVERRIDE_NAME).read_text())
     args = override["services"]["backend-aws"]["build"]["args"]
@@ -593,7 +596,7 @@ def test_check_mode_nothing_to_do(app_root, releases, docker):
     ({"command_timeout": 0}, "command_timeout must be at least 1, got 0; set "
                              "deploy_build_timeout"),
     ({"build_log_lines": 1}, "build_log_lines must be at least 3"),
-    ({"expected_routes": ["/api/health"]}, "expected routes look like 'GET /api/health'"),
+    ({"expected_routes": ["/api/health"]}, "deploy_expected_routes item '/api/health' is not"),
     ({"app_import": "app/main.py"}, "app_import must look like 'package.module:attribute'"),
     ({"dependencies": [{"name": "db", "condition": "healthy"}]},
      "dependency db: condition must be one of"),
@@ -640,3 +643,15 @@ def test_current_is_a_real_directory(app_root, docker):
     result = compose(app_root, rid)
     assert result["failed"] is True and "must be a symlink" in result["msg"]
     assert docker.argvs == []
+
+
+def test_unset_expected_routes_gate_the_app_contract(app_root, releases, docker):
+    """Without expected_routes the gate checks the app contract's routes (routes.py), the one
+    default every step uses: an app registering none of them is refused before activation."""
+    old, new = releases
+    result = run_module(compose_release, {"app_root": str(app_root), "release_id": new,
+                                          "git_sha": "abc123"})
+    assert result["failed"] is True
+    assert ("does not register 5 expected route(s): GET /api/health, GET /api/dashboard/state"
+            in result["msg"]), result["msg"]
+    assert os.readlink(app_root / "current") == f"releases/{old}"

@@ -89,7 +89,7 @@ def setup_docker(docker, port: int, published: bool = True, **state) -> None:
 def zd_compose(app_root, rid, port, **extra) -> dict:
     params = {"app_root": str(app_root), "release_id": rid, "git_sha": "abc123",
               "build_time": "2026-11-24T10:15:00Z", "zero_downtime": True, "port": port,
-              "candidate_timeout": 5, "command_timeout": 30, **extra}
+              "candidate_timeout": 5, "command_timeout": 30, "expected_routes": [], **extra}
     return run_module(compose_release, params)
 
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible_collections.atp.deploy.plugins.module_utils import diagnosis
+from ansible_collections.atp.deploy.plugins.module_utils import diagnosis_routes, routes
 from ansible_collections.atp.deploy.plugins.modules import diagnose
 
 from .module_runner import FakeDocker, doc_spec_problems, install_release, run_module
@@ -339,6 +339,57 @@ def test_bad_parameters(tmp_path, docker, args, expected):
 
 
 def test_probe_script_is_the_one_documented():
-    assert diagnosis.ROUTE_MARK in diagnosis.ROUTE_PROBE
-    compile(diagnosis.ROUTE_PROBE, "<probe>", "exec")
+    assert diagnosis_routes.ROUTE_MARK in diagnosis_routes.ROUTE_PROBE
+    compile(diagnosis_routes.ROUTE_PROBE, "<probe>", "exec")
     assert sys.version_info >= (3, 8)
+
+
+def test_expected_routes_default_is_the_app_contract(app_root, docker, backend_src):
+    assert diagnose.ARGUMENT_SPEC["expected_routes"]["default"] == list(routes.EXPECTED_ROUTES)
+    healthy(app_root, docker, backend_src)
+    result = diag(app_root)
+    assert result["expected_routes"] == list(routes.EXPECTED_ROUTES)
+    result = diag(app_root, expected_routes=["GET /api/health/", "GET /api/health"])
+    assert "failed" not in result, result.get("msg")
+    assert result["expected_routes"] == ["GET /api/health"]
+
+
+# --------------------------------------------------------------------------- git sha
+
+
+RID = "20261124T101500Z-0123456789ab"
+
+
+def test_git_sha_prefers_successful_deploy_log_record():
+    records = [{"release": RID, "git_sha": "aaa", "result": "ok"},
+               {"release": "other", "git_sha": "bbb", "result": "ok"},
+               {"release": RID, "git_sha": "ccc", "result": "failed"}]
+    sha, source, record = diagnose.git_sha_for(RID, records)
+    assert (sha, source, record["git_sha"]) == ("aaa", "deploy.log", "aaa")
+    sha, source, _ = diagnose.git_sha_for(RID, records[1:])
+    assert (sha, source) == ("ccc", "deploy.log")
+
+
+def test_git_sha_good_record_is_the_release_models():
+    """A good record is release_model.is_good: a rollback TO the release is, a deploy rolled
+    back away from it (an error) is not, nor is a record without a result."""
+    records = [{"release": RID, "git_sha": "aaa", "result": "rolled_back"},
+               {"release": RID, "git_sha": "bbb", "result": "rolled_back", "error": "smoke"}]
+    assert diagnose.git_sha_for(RID, records)[:2] == ("aaa", "deploy.log")
+    records = [{"release": RID, "git_sha": "aaa", "result": "OK"},
+               {"release": RID, "git_sha": "bbb"}]
+    sha, _, record = diagnose.git_sha_for(RID, records)
+    assert sha == "aaa" and record is records[0]
+    # no good record at all: the newest record of the release still names the sha
+    assert diagnose.git_sha_for(RID, records[1:])[:2] == ("bbb", "deploy.log")
+
+
+def test_git_sha_falls_back_to_manifest_then_override():
+    override = {"services": {"backend-aws": {"image": "x", "build": {"args": {
+        "GIT_SHA": "ddd"}}}}}
+    assert diagnose.git_sha_for(RID, [], {"git_sha": "mmm"}, override)[:2] == (
+        "mmm", "release manifest")
+    assert diagnose.git_sha_for(RID, [{"release": RID, "git_sha": "unknown"}], {},
+                                override)[:2] == ("ddd", "compose override")
+    assert diagnose.git_sha_for(RID, [], {}, {})[:2] == (None, None)
+    assert diagnose.git_sha_for(None, [{"release": RID, "git_sha": "x"}]) == (None, None, None)

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from ansible_collections.atp.deploy.plugins.module_utils import diagnosis as dg
+from ansible_collections.atp.deploy.plugins.module_utils import diagnosis_rules as dg
 from ansible_collections.atp.deploy.plugins.modules import release_state
 
 from .module_runner import run_module

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.atp.deploy.plugins.module_utils import smoke
+from ansible_collections.atp.deploy.plugins.module_utils import routes, smoke
 from ansible_collections.atp.deploy.plugins.modules import smoke_check
 
 from .module_runner import FakeDocker, doc_spec_problems, run_module, warnings_of
@@ -23,7 +23,7 @@ from .module_runner import FakeDocker, doc_spec_problems, run_module, warnings_o
 DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[3] / "roles" / "smoke_check"
                            / "defaults" / "main.yml").read_text())
 CHECKS = DEFAULTS["smoke_check_checks"]
-ROUTES = DEFAULTS["deploy_expected_routes"]
+ROUTES = list(routes.EXPECTED_ROUTES)
 SNAPSHOT_PATH = "/api/portfolio/snapshot?exchange=CRYPTO_COM"
 ADMIN_KEY = "admin-key-value-never-shown"
 
@@ -361,11 +361,11 @@ def test_bad_options(server):
     cases = [
         ([{"path": "health"}], [], "path must start with '/'"),
         ([{"path": "/x", "expect_status": "sometimes"}], [], "expect_status must be"),
-        ([], ["GET"], "expected route like"),
+        ([], ["GET"], "is not 'METHOD /path'"),
         ([], [], "nothing to check"),
     ]
-    for checks, routes, text in cases:
-        result = run(server.base_url, checks, routes)
+    for checks, expected, text in cases:
+        result = run(server.base_url, checks, expected)
         assert result["failed"] is True and text in result["msg"], result["msg"]
     result = run("ftp://x", CHECKS[:1])
     assert result["failed"] is True and "base_url must be like" in result["msg"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.atp.deploy.plugins.module_utils import smoke
+from ansible_collections.atp.deploy.plugins.module_utils import routes, smoke
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULTS = yaml.safe_load((REPO / "roles" / "smoke_check" / "defaults" / "main.yml").read_text())
@@ -36,7 +36,7 @@ def judge_all(client, allow_unreachable: bool = False) -> dict:
     openapi = client.get("/openapi.json")
     results["routes"] = smoke.judge_routes(
         {"status": openapi.status_code, "body": openapi.text, "error": None},
-        DEFAULTS["deploy_expected_routes"], 8002)
+        list(routes.EXPECTED_ROUTES), 8002)
     return results
 
 

@@ -550,7 +550,7 @@ class CallbackModule(CallbackBase):
             for key in ("deploy_started", "deploy_release_id"):
                 if facts.get(key):
                     trail.facts[key] = _text(facts[key])
-            source = facts.get("deploy_source")
+            source = facts.get("source_preflight_result")
             if isinstance(source, dict) and source.get("git_sha"):
                 trail.facts["git_sha"] = _text(source["git_sha"])
 

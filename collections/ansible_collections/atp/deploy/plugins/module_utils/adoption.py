@@ -150,10 +150,6 @@ def _is_sha(text: str) -> bool:
     return len(text) == 40 and all(c in "0123456789abcdef" for c in text)
 
 
-def tag_argv(image_id: str, ref: str, docker: str = "docker") -> list[str]:
-    """``docker tag <image id> <image_repo>:<zero id>``: release zero's image, without a build."""
-    return [docker, "tag", image_id, ref]
-
 
 def zero_record(zero_id: str, chash: str, git_sha: str | None, image_id: str | None,
                 aside: str, when: str) -> dict:

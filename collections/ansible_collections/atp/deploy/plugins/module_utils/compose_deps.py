@@ -38,12 +38,13 @@ def normalize(dependencies: list | None) -> list[dict]:
         if not isinstance(item, dict):
             raise DependencyConfigError(
                 f"each dependency must be a dict {{name, condition, container_name}}, got "
-                f"{type(item).__name__}; pass deploy_source.compose.dependencies as it is")
+                f"{type(item).__name__}; pass source_preflight_result.compose.dependencies "
+                "as it is")
         name = str(item.get("name") or "").strip()
         if not _SERVICE_RE.match(name):
             raise DependencyConfigError(
                 f"dependency name must be a compose service name, got {name!r}; pass "
-                "deploy_source.compose.dependencies as it is")
+                "source_preflight_result.compose.dependencies as it is")
         condition = str(item.get("condition") or "service_started").strip()
         if condition not in CONDITIONS:
             raise DependencyConfigError(

@@ -119,6 +119,23 @@ def logs_tail(container: str, lines: int, docker: str = "docker") -> list[str]:
     return [docker, "logs", "--tail", str(max(int(lines), 1)), container]
 
 
+def logs_since(container: str, since: int, docker: str = "docker") -> list[str]:
+    """``docker logs --since <unix seconds>``: what the container printed since then."""
+    return [docker, "logs", "--since", str(int(since)), container]
+
+
+def image_tags(refs: list[str], docker: str = "docker") -> list[str]:
+    """One ``docker image inspect`` for several tags: one line ``<RepoTags JSON> <Id>`` each."""
+    if not refs:
+        raise ValueError("image_tags needs at least one image ref")
+    return [docker, "image", "inspect", "--format", "{{json .RepoTags}} {{.Id}}", *refs]
+
+
+def image_rm(ref: str, docker: str = "docker") -> list[str]:
+    """Plain ``docker image rm`` (never --force: an image a container uses must stay)."""
+    return [docker, "image", "rm", ref]
+
+
 # JSON cannot carry a YAML tag: override_text swaps this string for compose's `!reset []`.
 RESET_LIST = "__atp_reset_list__"
 

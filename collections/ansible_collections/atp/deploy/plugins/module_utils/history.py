@@ -99,19 +99,13 @@ def select_release(history: list[dict], log_records: list[dict], current: str | 
 # --------------------------------------------------------------------------- docker
 
 
-def inspect_argv(refs: list[str], docker: str = "docker") -> list[str]:
-    """One ``docker image inspect`` for several tags: one line ``<RepoTags JSON> <Id>`` each."""
-    if not refs:
-        raise ValueError("inspect_argv needs at least one image ref")
-    return [docker, "image", "inspect", "--format", "{{json .RepoTags}} {{.Id}}", *refs]
-
 
 def batches(refs: list[str], size: int = INSPECT_BATCH) -> list[list[str]]:
     return [refs[i:i + size] for i in range(0, len(refs), size)]
 
 
 def parse_inspect_tags(stdout: str, wanted: list[str]) -> dict[str, str | None]:
-    """inspect_argv output -> wanted ref -> image id (None when the image is missing).
+    """docker_cmd.image_tags output -> wanted ref -> image id (None when the image is missing).
 
     With several refs docker prints the images it found and exits 1 naming the missing ones,
     so the output is read whatever the exit code.

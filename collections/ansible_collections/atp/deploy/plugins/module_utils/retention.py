@@ -67,10 +67,6 @@ def stale_partials(entries: list[tuple[str, float]], now: float,
     return sorted(stale)
 
 
-def image_rm_argv(ref: str, docker: str = "docker") -> list[str]:
-    """Plain ``docker image rm`` (never --force: an image a container uses must stay)."""
-    return [docker, "image", "rm", ref]
-
 
 def classify_image_rm(rc: int, stdout: str, stderr: str) -> str:
     """Outcome of ``docker image rm``: removed, missing, in_use or error."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from ansible_collections.atp.deploy.plugins.module_utils import docker_cmd
+from ansible_collections.atp.deploy.plugins.module_utils import docker_cmd, routes
 
 MARK = "ATP_ROUTE_GATE_RESULT="
 TRACEBACK_LINES = 10
@@ -21,7 +21,6 @@ ONEOFF_SUFFIX = "route-gate"
 
 _IMPORT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
                         r":[A-Za-z_][A-Za-z0-9_]*$")
-_METHOD_RE = re.compile(r"^[A-Z]+$")
 _URL_PASSWORD_RE = re.compile(r"(://[^/\s:@]*:)[^@\s/]+@")
 _NAME_BAD_RE = re.compile(r"[^a-zA-Z0-9_.-]+")
 
@@ -126,29 +125,6 @@ def parse_app_import(value: str) -> tuple[str, str]:
     return module, attr
 
 
-def normalize_route(entry: str) -> str:
-    """'get  /api/health/' -> 'GET /api/health'; raises GateConfigError."""
-    parts = str(entry).split()
-    if len(parts) != 2 or not _METHOD_RE.match(parts[0].upper()) or not parts[1].startswith("/"):
-        raise GateConfigError(
-            f"expected routes look like 'GET /api/health', got {entry!r}; fix "
-            "deploy_expected_routes")
-    method, path = parts[0].upper(), parts[1]
-    if len(path) > 1:
-        path = path.rstrip("/") or "/"
-    return f"{method} {path}"
-
-
-def normalize_expected(expected: list | None) -> list[str]:
-    """Expected routes, normalized and de-duplicated in order; raises GateConfigError."""
-    out: list[str] = []
-    for entry in expected or []:
-        key = normalize_route(entry)
-        if key not in out:
-            out.append(key)
-    return out
-
-
 def oneoff_name(project: str, service: str, token: str) -> str:
     """A container name no other container has: <project>-<service>-route-gate-<token>."""
     base = _NAME_BAD_RE.sub("-", f"{project}-{service}-{ONEOFF_SUFFIX}-{token}").strip("-._")
@@ -180,28 +156,11 @@ def parse_output(stdout: str) -> dict | None:
     return None
 
 
-def route_keys(routes: list) -> list[str]:
-    """[[path, [methods]]] -> sorted unique 'METHOD /path' ('ANY /path' for a route without
-    methods, e.g. a websocket)."""
-    keys = set()
-    for item in routes or []:
-        if not isinstance(item, (list, tuple)) or not item:
-            continue
-        path = str(item[0] or "")
-        if not path:
-            continue
-        if len(path) > 1:
-            path = path.rstrip("/") or "/"
-        methods = item[1] if len(item) > 1 and isinstance(item[1], list) else []
-        for method in methods or ["ANY"]:
-            keys.add(f"{str(method).upper()} {path}")
-    return sorted(keys)
-
-
-def missing_routes(expected: list[str], registered: list[str]) -> list[str]:
-    """Expected routes (normalized) that are not registered, in the order expected."""
-    have = set(registered or [])
-    return [key for key in normalize_expected(expected) if key not in have]
+def route_keys(found: list) -> list[str]:
+    """PROGRAM's ``[[path, [methods]]]`` -> sorted unique 'METHOD /path' (routes.keys)."""
+    return routes.keys(
+        (item[0], item[1] if len(item) > 1 and isinstance(item[1], list) else [])
+        for item in found or [] if isinstance(item, (list, tuple)) and item)
 
 
 def output_tail(text: str, count: int = OUTPUT_LINES) -> list[str]:
@@ -230,7 +189,7 @@ def evaluate(rc: int, stdout: str, expected: list[str], timed_out: bool = False)
         return {**out, "verdict": "import_failed", "error": parsed["error"],
                 "detail": detail[-TRACEBACK_LINES:]}
     registered = route_keys(parsed["routes"])
-    missing = missing_routes(expected, registered)
+    missing = routes.missing(expected, registered)
     verdict = "missing_routes" if missing else "passed"
     return {**out, "ok": not missing, "verdict": verdict, "routes": len(registered),
             "registered": registered, "missing": missing}

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.atp.deploy.plugins.module_utils import routes
+
 BODY_LIMIT = 300  # characters of a body kept in the results
 SEEN_BODY_LIMIT = 100  # characters of a body quoted in a line
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -145,14 +147,6 @@ def normalize_check(check: dict) -> dict:
         "timeout": timeout,
         "contract": contract,
     }
-
-
-def parse_route(route: str) -> tuple[str, str]:
-    """'GET /api/x' -> ('GET', '/api/x'); ValueError otherwise."""
-    parts = str(route).split()
-    if len(parts) != 2 or not parts[1].startswith("/"):
-        raise ValueError(f"expected route like 'GET /api/portfolio/snapshot', got {route!r}")
-    return parts[0].upper(), parts[1]
 
 
 # --------------------------------------------------------------------------- JSON
@@ -404,7 +398,7 @@ def openapi_operations(doc) -> set[tuple[str, str]] | None:
 
 
 def _missing(ops: set, expected_routes: list[str]) -> list[str]:
-    return [f"{m} {p}" for m, p in map(parse_route, expected_routes) if (m, p) not in ops]
+    return routes.missing(expected_routes, [f"{m} {p}" for m, p in ops])
 
 
 def missing_routes(openapi: dict, expected_routes: list[str]) -> list[str]:

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from ansible_collections.atp.deploy.plugins.module_utils import routes
 from ansible_collections.atp.deploy.plugins.module_utils.git_util import (
     git_output,
     is_work_tree,
@@ -35,9 +36,8 @@ _NO_REFS: frozenset[Ref] = frozenset()
 _SKIP_DIRS = frozenset({"__pycache__", ".git", ".venv", "venv", "node_modules"})
 _SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _NESTED_FIELDS = ("body", "orelse", "finalbody", "handlers")
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+HTTP_METHODS = routes.HTTP_METHODS
 _ANY_METHOD = "*"
-_EXPECTED_RE = re.compile(r"^\s*(\S+)\s+(\S+)\s*$")
 _PARAM_RE = re.compile(r"\{[^}/]*\}")
 _MAX_VISITS = 20000
 _MATCH = getattr(ast, "Match", ())  # python >= 3.10
@@ -167,27 +167,17 @@ def format_syntax_error(err: SyntaxError, display: str) -> str:
 
 
 def parse_expected_routes(items: Iterable[object]) -> list[tuple[str, str]]:
-    """``["GET /api/health", ...]`` as ``[("GET", "/api/health"), ...]``.
-
-    SourceCheckError (one line, naming the item) for anything that is not
-    ``METHOD /path`` with METHOD in GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS and a path
-    starting with ``/`` (no query string).
-    """
-    routes: list[tuple[str, str]] = []
+    """``["GET /api/health", ...]`` as ``[("GET", "/api/health"), ...]`` (routes.parse, in
+    order, without duplicates); SourceCheckError (one line, naming the item) otherwise."""
+    parsed: list[tuple[str, str]] = []
     for item in items or []:
-        match = _EXPECTED_RE.match(item) if isinstance(item, str) else None
-        method, path = match.groups() if match else ("", "")
-        if method not in HTTP_METHODS or not path.startswith("/") or any(
-            c in path for c in "?#"
-        ):
-            raise SourceCheckError(
-                f"deploy_expected_routes item {item!r} is not 'METHOD /path': expected METHOD "
-                f"one of {'|'.join(HTTP_METHODS)} and a path starting with '/' without a query "
-                "string, e.g. 'GET /api/portfolio/snapshot'"
-            )
-        if (method, path) not in routes:
-            routes.append((method, path))
-    return routes
+        try:
+            route = routes.parse(item)
+        except routes.RouteError as exc:
+            raise SourceCheckError(str(exc)) from None
+        if route not in parsed:
+            parsed.append(route)
+    return parsed
 
 
 def _route_text(route: tuple[str, str]) -> str:

@@ -35,12 +35,11 @@ description:
   - To roll back, call it again with the previous release id (release_state returns it; it is
     also in the result of this module, even when it fails) and I(route_gate=false).
 version_added: "1.0.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - atp.deploy.backend
+  - atp.deploy.deploy_lock
 options:
-  app_root:
-    description: Directory holding C(releases/), C(shared/), C(current).
-    type: path
-    default: /home/ubuntu/automated-trading-platform
   release_id:
     description: The release to activate; C(releases/<release_id>) must be unpacked.
     type: str
@@ -49,18 +48,10 @@ options:
     description: Compose project name (C(-p)); keep it stable, the db volume is named after it.
     type: str
     default: automated-trading-platform
-  service:
-    description: Compose service of the backend.
-    type: str
-    default: backend-aws
   profile:
     description: Compose profile enabling the service.
     type: str
     default: aws
-  image_repo:
-    description: Image repository; the release image is C(<image_repo>:<release_id>).
-    type: str
-    default: automated-trading-platform-backend-aws
   compose_file:
     description: Base compose file name inside the release.
     type: str
@@ -107,7 +98,12 @@ options:
       fails naming those it does not). Empty, the gate only checks that the app imports.
     type: list
     elements: str
-    default: []
+    default:
+      - GET /api/health
+      - GET /api/dashboard/state
+      - GET /api/portfolio/snapshot
+      - GET /api/portfolio/latest
+      - POST /api/portfolio/refresh
   dependencies:
     description: The service's dependencies, deps first, as source_preflight returns them in
       C(compose.dependencies) - dicts with C(name) (compose service), C(condition)
@@ -150,17 +146,6 @@ options:
       then it is removed and the task fails, traffic untouched.
     type: int
     default: 180
-  lock_token:
-    description:
-      - This run's deploy lock token (release_state I(lock.token)). When set, the call first
-        checks that the run still holds the deploy lock and renews its expiry; when the lock is
-        gone or held by another run it fails at once with C(lock_lost=true), changing nothing.
-      - Empty (the default, and in check mode) skips the check.
-    type: str
-    default: ""
-  lock_file:
-    description: The deploy lock file; defaults to C(<app_root>/.deploy.lock).
-    type: path
 notes:
   - Supports check mode; it then only runs read-only docker commands (image inspect, ps,
     inspect) and reports C(would_build), C(would_activate), C(would_check_routes) and
@@ -296,6 +281,7 @@ from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     proc,
     release_model,
     route_gate,
+    routes,
     tcp_proxy,
     zero_downtime,
 )
@@ -368,7 +354,8 @@ ARGUMENT_SPEC = {
     "route_gate": {"type": "bool", "default": True},
     "route_gate_timeout": {"type": "int", "default": 120},
     "app_import": {"type": "str", "default": "app.main:app"},
-    "expected_routes": {"type": "list", "elements": "str", "default": []},
+    "expected_routes": {"type": "list", "elements": "str",
+                        "default": list(routes.EXPECTED_ROUTES)},
     "dependencies": {"type": "list", "elements": "dict", "default": []},
     "dependency_timeout": {"type": "int", "default": 180},
     "zero_downtime": {"type": "bool", "default": False},
@@ -389,7 +376,7 @@ def check_params(p: dict) -> tuple[list[str], tuple[str, str], list[dict]]:
             raise ValueError(f"{name} must be at least {minimum}, got {p[name]}; set "
                              f"deploy_{name.replace('command_timeout', 'build_timeout')} to a "
                              f"number >= {minimum}")
-    expected = route_gate.normalize_expected(p["expected_routes"])
+    expected = routes.normalize_all(p["expected_routes"])
     target = route_gate.parse_app_import(p["app_import"])
     deps = compose_deps.normalize(p["dependencies"])
     if any(d["name"] == p["service"] for d in deps):

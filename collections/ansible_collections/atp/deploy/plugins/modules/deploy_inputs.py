@@ -27,7 +27,7 @@ description:
   - Values of C(deploy_env) and C(deploy_env_aws) are never shown; their lines name the key.
   - Variables that are not set are not checked (the roles' defaults are).
 version_added: "1.1.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
 options:
   hosts:
     description: Hosts whose variables are checked; default every host of the play.

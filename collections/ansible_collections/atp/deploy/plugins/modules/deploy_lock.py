@@ -19,7 +19,9 @@ description:
     next step."
   - The lock file format and its rules are in C(module_utils/deploy_lock.py).
 version_added: "1.1.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - atp.deploy.deploy_lock.lock_file
 options:
   app_root:
     description: Directory holding C(.deploy.lock) and C(deploy.log).
@@ -30,9 +32,6 @@ options:
     type: str
     choices: [status, release]
     default: status
-  lock_file:
-    description: The lock file; defaults to C(<app_root>/.deploy.lock).
-    type: path
   operator:
     description: Who releases the lock (recorded in C(deploy.log)).
     type: str

@@ -35,7 +35,9 @@ description:
   - Every string of I(record) (e.g. C(error), a failed step's output) is masked with the values
     of the env files on the instance before it is written or returned.
 version_added: "1.0.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - atp.deploy.backend.image_repo
 options:
   log_file:
     description: The JSON lines log (C(<app_root>/deploy.log)).
@@ -60,10 +62,6 @@ options:
   app_root:
     description: Directory holding C(releases/) and C(current); defaults to the dir of log_file.
     type: path
-  image_repo:
-    description: Image repository; the release image is C(<image_repo>:<release_id>).
-    type: str
-    default: automated-trading-platform-backend-aws
   protect:
     description: Release ids never pruned (e.g. the deployed one and the one active before).
     type: list
@@ -221,7 +219,7 @@ class Pruner:
 
     def remove_image(self, docker: str, ref: str) -> bool:
         """True when the release may go (image removed or already gone)."""
-        rc, out, err = proc.run(retention.image_rm_argv(ref, docker), timeout=DOCKER_TIMEOUT)
+        rc, out, err = proc.run(docker_cmd.image_rm(ref, docker), timeout=DOCKER_TIMEOUT)
         outcome = retention.classify_image_rm(rc, out, err)
         if outcome == "removed":
             self.pruned_images.append(ref)

@@ -10,13 +10,17 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.atp.deploy.plugins.module_utils import (
-    diagnosis,
+    diagnosis_env,
+    diagnosis_report,
+    diagnosis_routes,
+    diagnosis_rules,
     docker_cmd,
     docker_read,
     fsutil,
     masking,
     proc,
     release_model,
+    routes,
     zero_downtime,
 )
 from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
@@ -30,7 +34,7 @@ short_description: Diagnose the deployed backend in one call (read-only)
 description:
   - Collects, in one SSM session, everything needed to answer what runs on the instance and
     whether it matches the deploy; decides drift with the pure functions of
-    C(ansible_collections.atp.deploy.plugins.module_utils.diagnosis).
+    C(ansible_collections.atp.deploy.plugins.module_utils.diagnosis_rules).
   - The active release (C(current)) and its git SHA (from C(deploy.log), else the release
     manifest, else the compose override); the backend container(s) of I(project_name) /
     I(service) and whether they run the image tagged C(<image_repo>:<release>); every
@@ -50,7 +54,9 @@ description:
   - Never changes anything and never fails because of drift; C(changed) is always false.
     Drift is returned in C(findings) and C(drift); the caller decides to fail.
 version_added: "1.1.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - atp.deploy.backend.service
 options:
   app_root:
     description: Directory holding C(releases/), C(shared/), C(current) and C(deploy.log).
@@ -60,10 +66,6 @@ options:
     description: Docker Compose project name of the backend.
     type: str
     default: automated-trading-platform
-  service:
-    description: Compose service of the backend.
-    type: str
-    default: backend-aws
   image_repo:
     description: Image repository; the active release's image is C(<image_repo>:<release_id>).
     type: str
@@ -73,7 +75,10 @@ options:
     type: int
     default: 8002
   expected_routes:
-    description: Entries like C(GET /api/health) that must be registered in the running app.
+    description:
+      - Entries like C(GET /api/health) that must be registered in the running app.
+      - The default is the app contract (docs/app-contract.md), the same list every route
+        check of the deploy uses.
     type: list
     elements: str
     default:
@@ -281,6 +286,33 @@ def deploy_log_records(text: str | None) -> list[dict]:
     return records
 
 
+def git_sha_for(release: str | None, log_records: list[dict], manifest: dict | None = None,
+                override: dict | None = None, service: str = "backend-aws") -> tuple:
+    """(git_sha, source, record) of the active release.
+
+    deploy.log first (the newest good record of the release -- release_model.is_good: it left
+    the release serving -- else its newest record), then the release manifest's git_sha, then
+    the compose override's GIT_SHA build arg.
+    """
+    if not release:
+        return None, None, None
+    mine = [r for r in log_records or [] if isinstance(r, dict) and r.get("release") == release]
+    ok = [r for r in mine if release_model.is_good(r)]
+    for record in [*reversed(ok), *reversed(mine)]:
+        sha = str(record.get("git_sha") or "").strip()
+        if sha and sha != "unknown":
+            return sha, "deploy.log", record
+    record = (ok or mine or [None])[-1]
+    sha = str((manifest or {}).get("git_sha") or "").strip()
+    if sha and sha != "unknown":
+        return sha, "release manifest", record
+    svc = ((override or {}).get("services") or {}).get(service) or {}
+    sha = str(((svc.get("build") or {}).get("args") or {}).get("GIT_SHA") or "").strip()
+    if sha and sha != "unknown":
+        return sha, "compose override", record
+    return None, None, record
+
+
 def disk_usage(path: str) -> dict:
     where = fsutil.nearest_existing_dir(path)
     st = os.statvfs(where)
@@ -318,10 +350,10 @@ class Docker:
 
     def routes(self, container: str, app_import: str) -> dict:
         module_name, _, attr = app_import.partition(":")
-        argv = [self.docker, "exec", container, "python3", "-c", diagnosis.ROUTE_PROBE,
+        argv = [self.docker, "exec", container, "python3", "-c", diagnosis_routes.ROUTE_PROBE,
                 module_name, attr or "app"]
         rc, out, err = self.run(argv)
-        result = diagnosis.parse_route_probe(out)
+        result = diagnosis_routes.parse_route_probe(out)
         if "error" in result and rc != 0:
             result["error"] = (f"`docker exec {container} python3` failed (exit {rc}): "
                                f"{docker_cmd.first_line(err or out)}")
@@ -356,7 +388,7 @@ ARGUMENT_SPEC = {
     "image_repo": {"type": "str", "default": "automated-trading-platform-backend-aws"},
     "port": {"type": "int", "default": 8002},
     "expected_routes": {"type": "list", "elements": "str",
-                        "default": list(diagnosis.DEFAULT_EXPECTED_ROUTES)},
+                        "default": list(routes.EXPECTED_ROUTES)},
     "app_import": {"type": "str", "default": "app.main:app"},
     "env_files": {"type": "list", "elements": "str", "default": [".env", ".env.aws"]},
     "log_lines": {"type": "int", "default": 20},
@@ -369,9 +401,9 @@ ARGUMENT_SPEC = {
 def check_params(module: AnsibleModule) -> list[str]:
     p = module.params
     try:
-        expected = [diagnosis.normalize_route(r) for r in p["expected_routes"] or []]
-    except ValueError as exc:
-        module.fail_json(msg=f"expected_routes: {exc}; use entries like 'GET /api/health'")
+        expected = routes.normalize_all(p["expected_routes"])
+    except routes.RouteError as exc:
+        module.fail_json(msg=f"expected_routes: {exc}")
     for name in p["env_files"] or []:
         if not fsutil.is_plain_name(name):
             module.fail_json(msg=f"env_files must be plain file names like .env, got {name!r}; "
@@ -395,7 +427,7 @@ def read_env_files(shared: str, names: list[str]) -> tuple[dict, list, list]:
     info, parsed, every = {}, [], []
     for name in names:
         text = read_tail(os.path.join(shared, name))
-        pairs = diagnosis.parse_env_text(text) if text is not None else []
+        pairs = diagnosis_env.parse_env_text(text) if text is not None else []
         parsed.append(pairs)
         every.extend(pairs)
         nonempty = {n for n, v in pairs if str(v).strip()}
@@ -417,15 +449,11 @@ def main() -> None:
     env_root = (release_model.release_path(app_root, release) if release
                 else release_model.shared_path(app_root))
     env_info, parsed, pairs = read_env_files(env_root, p["env_files"])
-    secrets = diagnosis.secrets_to_mask(pairs)
-    # Everything returned is masked with every env value on the instance (any release's).
+    secrets = diagnosis_env.secrets_to_mask(pairs)
+    # Everything returned is masked with every env value on the instance (any release's);
+    # protect also hands all of them (secrets included) to Ansible's no_log_values.
     masking.protect(module, masking.for_release(app_root, env_root, pairs).add(secrets))
-    # Second line of defence: Ansible scrubs these from the whole result as well.
-    for name, value in pairs:
-        if str(value).strip() and diagnosis.SECRET_NAME_RE.search(name) \
-                and len(str(value)) >= diagnosis.MIN_MASK_LEN:
-            module.no_log_values.add(str(value))
-    creds = diagnosis.resolve_alias(diagnosis.merged_set_names(parsed))
+    creds = diagnosis_env.resolve_alias(diagnosis_env.merged_set_names(parsed))
 
     releases = sorted(r["id"] for r in release_model.read_releases(app_root)
                       if not r["partial"])
@@ -434,7 +462,7 @@ def main() -> None:
     override = (read_json(os.path.join(release_dir, docker_cmd.OVERRIDE_NAME))
                 if release_dir else None)
     log_records = deploy_log_records(read_tail(release_model.deploy_log_path(app_root)))
-    git_sha, sha_source, record = diagnosis.git_sha_for(
+    git_sha, sha_source, record = git_sha_for(
         release, [r for r in log_records if "raw" not in r], manifest, override, p["service"])
 
     docker_bin = module.get_bin_path("docker")
@@ -457,28 +485,28 @@ def main() -> None:
              "upstream": zero_downtime.read_upstream(os.path.join(
                  zero_downtime.proxy_dir(app_root), zero_downtime.UPSTREAM_NAME))}
 
-    routes, logs, missing_any = {}, {}, []
+    found_routes, logs, missing_any = {}, {}, []
     running = [c for c in backend if c["running"]]
     for c in running[:MAX_PROBED]:
         probe = dk.routes(c["id"], p["app_import"])
         if "error" in probe:
-            routes[c["name"]] = {"error": diagnosis.mask_text(probe["error"], secrets)[:500],
-                                 "registered": [], "missing": []}
+            found_routes[c["name"]] = {
+                "error": diagnosis_env.mask_text(probe["error"], secrets)[:500],
+                "registered": [], "missing": []}
             continue
-        registered = diagnosis.route_keys(probe.get("routes") or [])
-        missing = diagnosis.missing_routes(expected, registered)
-        routes[c["name"]] = {"registered": registered, "missing": missing}
-        missing_any += [m for m in missing if m not in missing_any]
+        found_routes[c["name"]] = compared = diagnosis_routes.compare(expected,
+                                                                      probe.get("routes"))
+        missing_any += [m for m in compared["missing"] if m not in missing_any]
     if dk is not None and p["log_lines"]:
         env_names = {name for name, _value in pairs}
         for c in (running or backend[-1:])[:MAX_PROBED]:
             # The container may still hold values the env files no longer have (changed
             # since it was created): mask its values of those names (and secret-like ones).
             mine = [(n, v) for n, v in dk.env_pairs(c["id"])
-                    if n in env_names or diagnosis.SECRET_NAME_RE.search(n)]
-            masks = sorted(set(secrets) | set(diagnosis.secrets_to_mask(mine)),
+                    if n in env_names or diagnosis_env.SECRET_NAME_RE.search(n)]
+            masks = sorted(set(secrets) | set(diagnosis_env.secrets_to_mask(mine)),
                            key=lambda v: (-len(v), v))
-            logs[c["name"]] = [diagnosis.mask_text(line, masks)
+            logs[c["name"]] = [diagnosis_env.mask_text(line, masks)
                                for line in dk.logs(c["id"], p["log_lines"])]
 
     facts = {
@@ -491,32 +519,33 @@ def main() -> None:
         "release_dir_ok": bool(release_dir and os.path.isdir(release_dir)
                                and os.path.isfile(os.path.join(release_dir, MANIFEST_NAME))),
         "releases": releases,
-        "git_sha": diagnosis.mask_text(git_sha, secrets) if git_sha else None,
+        "git_sha": diagnosis_env.mask_text(git_sha, secrets) if git_sha else None,
         "git_sha_source": sha_source,
-        "deploy_record": diagnosis.mask_data(record, secrets) if record else None,
+        "deploy_record": diagnosis_env.mask_data(record, secrets) if record else None,
         "release_image": {"ref": ref, "id": image_id},
-        "docker_error": diagnosis.mask_text(docker_error, secrets) if docker_error else None,
+        "docker_error": (diagnosis_env.mask_text(docker_error, secrets) if docker_error
+                         else None),
         "containers": [{k: c[k] for k in ("id", "name", "image", "image_id", "state",
                                           "running", "host_ports")} for c in backend],
         "port_publishers": publishers,
         "proxy": proxy,
         "expected_routes": expected,
-        "routes": routes,
+        "routes": found_routes,
         "env_files": env_info,
         "credentials": creds,
         "disk": disk_usage(app_root),
         "disk_warn_percent": p["disk_warn_percent"],
         "logs": logs,
-        "deploy_log": diagnosis.mask_data(log_records[-p["deploy_log_lines"]:], secrets)
+        "deploy_log": diagnosis_env.mask_data(log_records[-p["deploy_log_lines"]:], secrets)
         if p["deploy_log_lines"] else [],
     }
-    found = diagnosis.findings(facts)
+    found = diagnosis_rules.findings(facts)
     module.exit_json(
         changed=False,
-        drift=diagnosis.has_drift(found),
+        drift=diagnosis_rules.has_drift(found),
         findings=found,
-        summary=diagnosis.summary_lines(facts, found),
-        markdown=diagnosis.markdown(facts, found),
+        summary=diagnosis_report.summary_lines(facts, found),
+        markdown=diagnosis_report.markdown(facts, found),
         active_release=release,
         git_sha=facts["git_sha"],
         git_sha_source=sha_source,
@@ -526,7 +555,7 @@ def main() -> None:
         containers=facts["containers"],
         port_publishers=publishers,
         proxy=proxy,
-        routes=routes,
+        routes=found_routes,
         missing_routes=missing_any,
         expected_routes=expected,
         env_files=env_info,

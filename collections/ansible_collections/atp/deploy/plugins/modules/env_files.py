@@ -35,12 +35,11 @@ description:
     under C(<id>.partial), renamed into place).
   - Never returns a value (names of keys only); call it with C(no_log=true) on the task.
 version_added: "1.0.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - atp.deploy.backend.app_root
+  - atp.deploy.deploy_lock
 options:
-  app_root:
-    description: Directory holding C(releases/), C(shared/), C(current).
-    type: path
-    default: /home/ubuntu/automated-trading-platform
   release_id:
     description: The release whose env set is written and linked (release_state's plan).
     type: str
@@ -86,17 +85,6 @@ options:
     description: Group of the env set (and of a cloned release dir).
     type: str
     default: ubuntu
-  lock_token:
-    description:
-      - This run's deploy lock token (release_state I(lock.token)). When set, the call first
-        checks that the run still holds the deploy lock and renews its expiry; when the lock is
-        gone or held by another run it fails at once with C(lock_lost=true), changing nothing.
-      - Empty (the default, and in check mode) skips the check.
-    type: str
-    default: ""
-  lock_file:
-    description: The deploy lock file; defaults to C(<app_root>/.deploy.lock).
-    type: path
 notes:
   - Supports check mode (reports what would change; the set name is then its content hash).
 """

@@ -26,7 +26,7 @@ description:
     Every rendered value must fit an env file line (C(module_utils/dotenv.py) value_problem):
     a NUL or a trailing backslash is refused; quotes, newlines, C($), C(#) are encoded.
 version_added: "1.1.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
 options:
   variables:
     description: Names of the env variables (mappings of NAME to value) to check.

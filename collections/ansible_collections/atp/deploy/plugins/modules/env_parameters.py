@@ -21,7 +21,7 @@ description:
   - A successful result carries the values and is censored like C(no_log). A failure is shown
     and names every missing parameter (or the non-SecureString ones), never a value.
 version_added: "1.1.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
 options:
   prefix:
     description: Parameter Store path all parameters live under, e.g. C(/atp/prod/backend/).

@@ -29,16 +29,14 @@ description:
   - A release is code + env; re-activating one (C(compose_release) with its id) activates its
     own env set too.
 version_added: "1.1.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - atp.deploy.backend.image_repo
 options:
   app_root:
     description: Directory holding C(releases/), C(current) and C(deploy.log).
     type: path
     default: /home/ubuntu/automated-trading-platform
-  image_repo:
-    description: Image repository; the release image is C(<image_repo>:<release_id>).
-    type: str
-    default: automated-trading-platform-backend-aws
   select:
     description:
       - C(previous) (the previous_release) or a release id. The task fails, changing nothing,
@@ -141,6 +139,7 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
+    docker_cmd,
     docker_read,
     history,
     proc,
@@ -154,7 +153,7 @@ def inspect_images(module: AnsibleModule, docker: str, refs: list[str]) -> dict:
     """ref -> image id or None, one `docker image inspect` per batch of refs."""
     found: dict = {}
     for batch in history.batches(refs):
-        rc, out, err = proc.run(history.inspect_argv(batch, docker), timeout=COMMAND_TIMEOUT)
+        rc, out, err = proc.run(docker_cmd.image_tags(batch, docker), timeout=COMMAND_TIMEOUT)
         problem = history.inspect_problem(err) if rc != 0 else None
         if problem:
             module.fail_json(msg=f"`docker image inspect` failed (exit {rc}): {problem}; "

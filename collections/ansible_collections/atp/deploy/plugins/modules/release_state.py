@@ -44,7 +44,11 @@ description:
   - The plan is computed by the pure function
     C(ansible_collections.atp.deploy.plugins.module_utils.release_plan.plan_release).
 version_added: "1.0.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - atp.deploy.backend.service
+  - atp.deploy.backend.image_repo
+  - atp.deploy.deploy_lock.lock_file
 options:
   app_root:
     description: Directory holding C(releases/), C(shared/), C(current) and C(deploy.log).
@@ -90,14 +94,6 @@ options:
       - Docker Compose project name (C(-p)); keep it stable, the db volume is named after it.
     type: str
     default: automated-trading-platform
-  service:
-    description: Compose service of the backend.
-    type: str
-    default: backend-aws
-  image_repo:
-    description: Image repository; the release image is C(<image_repo>:<release_id>).
-    type: str
-    default: automated-trading-platform-backend-aws
   port:
     description: Host port the backend publishes; more than one container on it is a warning.
     type: int
@@ -167,9 +163,6 @@ options:
         C(lock_broken) and a warning.
     type: bool
     default: false
-  lock_file:
-    description: The lock file; defaults to C(<app_root>/.deploy.lock).
-    type: path
 notes:
   - Supports check mode; it then never takes the lock (it reports a held one in
     C(lock_holder)).

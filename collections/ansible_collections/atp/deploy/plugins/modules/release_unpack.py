@@ -43,12 +43,12 @@ description:
   - Adoption happens after the archive checksum is verified; an archive inside app_root is
     read from the aside dir.
 version_added: "1.0.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - atp.deploy.backend.app_root
+  - atp.deploy.backend.service
+  - atp.deploy.deploy_lock
 options:
-  app_root:
-    description: Directory holding C(releases/), C(shared/), C(current).
-    type: path
-    default: /home/ubuntu/automated-trading-platform
   archive:
     description:
       - Path of the uploaded tar.gz on the instance (first member is the manifest).
@@ -113,25 +113,10 @@ options:
       - Compose project of the hand-managed stack (its backend image becomes release zero's).
     type: str
     default: automated-trading-platform
-  service:
-    description: Compose service of the backend.
-    type: str
-    default: backend-aws
   image_repo:
     description: Image repository; release zero's image is tagged C(<image_repo>:<zero id>).
     type: str
     default: automated-trading-platform-backend-aws
-  lock_token:
-    description:
-      - This run's deploy lock token (release_state I(lock.token)). When set, the call first
-        checks that the run still holds the deploy lock and renews its expiry; when the lock is
-        gone or held by another run it fails at once with C(lock_lost=true), changing nothing.
-      - Empty (the default, and in check mode) skips the check.
-    type: str
-    default: ""
-  lock_file:
-    description: The deploy lock file; defaults to C(<app_root>/.deploy.lock).
-    type: path
 notes:
   - Supports check mode; it then only verifies an existing release and reports (C(would_adopt)
     tells whether a checkout would be adopted, C(release_zero.env_files) what would move).
@@ -326,7 +311,7 @@ class ZeroTagger:
                             "builds one")
             return None
         image_id = running[0]["image_id"]
-        rc, out, err = proc.run(adoption.tag_argv(image_id, ref, docker), timeout=DOCKER_TIMEOUT)
+        rc, out, err = proc.run(docker_cmd.tag(image_id, ref, docker), timeout=DOCKER_TIMEOUT)
         if rc != 0:
             raise adoption.AdoptionError(
                 f"`docker tag {image_id[:19]} {ref}` failed (exit {rc}): "

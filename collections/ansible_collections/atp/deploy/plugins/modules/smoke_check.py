@@ -36,7 +36,9 @@ description:
     A failure is one line naming the check, what was seen and what to do.
   - Never changes anything; C(changed) is always false. Uses urllib only.
 version_added: "1.0.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - atp.deploy.deploy_lock
 options:
   base_url:
     description: Base URL of the backend, seen from the instance.
@@ -68,8 +70,9 @@ options:
         type: raw
       expect_json:
         description:
-          - Dotted path -> value pairs the JSON body must hold, e.g. V({ok: true}) or
-            V({totals.currency: USD}). A list item is addressed by its index (C(positions.0.asset)).
+          - "Dotted path -> value pairs the JSON body must hold, e.g. V({ok: true}) or
+            V({totals.currency: USD}). A list item is addressed by its index
+            (C(positions.0.asset))."
           - V(true) and V(false) match only JSON booleans.
         type: dict
       expect_json_keys:
@@ -96,7 +99,12 @@ options:
     description: Routes like C(GET /api/portfolio/snapshot) that C(/openapi.json) must declare.
     type: list
     elements: str
-    default: []
+    default:
+      - GET /api/health
+      - GET /api/dashboard/state
+      - GET /api/portfolio/snapshot
+      - GET /api/portfolio/latest
+      - POST /api/portfolio/refresh
   allow_exchange_unreachable:
     description:
       - An C(ok=false) snapshot that says the exchange is unreachable passes with a warning
@@ -142,17 +150,6 @@ options:
       - The app dir on the instance. Its env files' values (of every release) are masked in
         everything returned (bodies, log lines, messages), and the deploy lock file is
         C(<app_root>/.deploy.lock). Omitted, nothing is masked.
-    type: path
-  lock_token:
-    description:
-      - This run's deploy lock token (release_state I(lock.token)). When set, the call first
-        checks that the run still holds the deploy lock and renews its expiry; when the lock is
-        gone or held by another run it fails at once with C(lock_lost=true), changing nothing.
-      - Empty (the default, and in check mode) skips the check.
-    type: str
-    default: ""
-  lock_file:
-    description: The deploy lock file; defaults to C(<app_root>/.deploy.lock).
     type: path
 notes:
   - Supports check mode (it is read-only and runs the same way).
@@ -291,9 +288,11 @@ import urllib.request  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     deploy_lock,
+    docker_cmd,
     docker_read,
     masking,
     proc,
+    routes,
     smoke,
 )
 
@@ -361,8 +360,8 @@ def request(base_url: str, method: str, path: str, body, headers: dict, timeout:
             "too_big": too_big}
 
 
-def run_once(p: dict, checks: list[dict], routes: list[str], port: int, deadline: float,
-             first: bool) -> list[dict]:
+def run_once(p: dict, checks: list[dict], expected_routes: list[str], port: int,
+             deadline: float, first: bool) -> list[dict]:
     """One run of every check. After the first run, a request may not outlast the deadline
     by more than a second (the first run always gets each check's full timeout)."""
     results = []
@@ -373,11 +372,11 @@ def run_once(p: dict, checks: list[dict], routes: list[str], port: int, deadline
                          check["headers"], timeout, p["max_body_bytes"])
         results.append(smoke.judge(check, answer, port, p["allow_exchange_unreachable"],
                                    p["max_body_bytes"]))
-    if routes:
+    if expected_routes:
         remaining = float("inf") if first else max(deadline - time.monotonic(), 1.0)
         answer = request(p["base_url"], "GET", "/openapi.json", None, {},
                          min(p["request_timeout"], remaining), p["max_body_bytes"])
-        results.append(smoke.judge_routes(answer, routes, port, p["max_body_bytes"]))
+        results.append(smoke.judge_routes(answer, expected_routes, port, p["max_body_bytes"]))
     return results
 
 
@@ -395,7 +394,8 @@ ARGUMENT_SPEC = {
         "headers": {"type": "dict", "no_log": True},
         "contract": {"type": "str", "choices": list(smoke.CONTRACTS)},
     }},
-    "expected_routes": {"type": "list", "elements": "str", "default": []},
+    "expected_routes": {"type": "list", "elements": "str",
+                        "default": list(routes.EXPECTED_ROUTES)},
     "allow_exchange_unreachable": {"type": "bool", "default": False},
     "timeout": {"type": "int", "default": 60},
     "interval": {"type": "float", "default": 2},
@@ -446,7 +446,7 @@ def read_error_log(module: AnsibleModule, project: str | None, service: str | No
         return {**log, "error": f"no container of {project}/{service}"}
     lines = 0
     for container in found:
-        rc, out, _err = proc.run([docker, "logs", "--since", str(int(since)), container["id"]],
+        rc, out, _err = proc.run(docker_cmd.logs_since(container["id"], since, docker),
                                  timeout=DOCKER_TIMEOUT, merge_stderr=True)
         if rc != 0:
             return {**log, "error": f"`docker logs {container['name']}` failed (exit {rc}): "
@@ -474,12 +474,10 @@ def main() -> None:
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         checks = [smoke.normalize_check(c) for c in p["checks"]]
-        routes = list(p["expected_routes"])
-        for route in routes:
-            smoke.parse_route(route)
+        expected_routes = routes.normalize_all(p["expected_routes"])
     except (ValueError, TypeError) as exc:
         module.fail_json(msg=f"{exc}; fix the check (smoke_check_checks)", **base)
-    if not checks and not routes:
+    if not checks and not expected_routes:
         module.fail_json(msg="nothing to check: expected checks or expected_routes, got "
                          "neither; pass at least one", **base)
     if p["max_body_bytes"] < 1024 or p["request_timeout"] <= 0:
@@ -493,7 +491,7 @@ def main() -> None:
     attempts, streaks, crash, stop = 0, {}, None, "timeout"
     while True:
         attempts += 1
-        results = run_once(p, checks, routes, port, deadline, attempts == 1)
+        results = run_once(p, checks, expected_routes, port, deadline, attempts == 1)
         streaks = smoke.update_streaks(streaks, results)
         if all(r["ok"] for r in results):
             stop = "passed"
@@ -516,7 +514,8 @@ def main() -> None:
                          p["max_error_rate"])
     for r in results:
         r["identical"] = streaks.get(r["name"], (None, 0))[1]
-    routes_result = next((r for r in results if r["name"] == smoke.ROUTES_CHECK and routes),
+    routes_result = next((r for r in results
+                          if r["name"] == smoke.ROUTES_CHECK and expected_routes),
                          None)
     warnings = [r["warning"] for r in results if r["warning"]]
     for text in warnings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.atp.deploy.plugins.module_utils import routes
 from ansible_collections.atp.deploy.plugins.module_utils.compose_file import (
     ComposeError,
     compose_summary,
@@ -72,8 +73,7 @@ description:
   - Writing the archive into the controller cache is not considered a change, so the
     module always reports C(changed=false) and also writes the archive in check mode.
   - Every failure is a single line naming the file or router and what to do.
-author:
-  - ATP deploy
+author: atp.deploy contributors (!UNKNOWN)
 options:
   src_dir:
     description: App checkout holding C(docker-compose.yml) and C(backend/).
@@ -340,20 +340,14 @@ DEFAULT_REQUIRED_FILES = [
     "backend/app/utils/credential_resolver.py",
     "backend/app/services/portfolio_snapshot.py",
 ]
-DEFAULT_EXPECTED_ROUTES = [
-    "GET /api/health",
-    "GET /api/dashboard/state",
-    "GET /api/portfolio/snapshot",
-    "GET /api/portfolio/latest",
-    "POST /api/portfolio/refresh",
-]
 _LIST_LIMIT = 10
 
 ARGUMENT_SPEC = {
     "src_dir": {"type": "path", "required": True},
     "required_files": {"type": "list", "elements": "str", "default": DEFAULT_REQUIRED_FILES},
     "main_file": {"type": "str", "default": "backend/app/main.py"},
-    "expected_routes": {"type": "list", "elements": "str", "default": DEFAULT_EXPECTED_ROUTES},
+    "expected_routes": {"type": "list", "elements": "str",
+                        "default": list(routes.EXPECTED_ROUTES)},
     "compose_file": {"type": "str", "default": "docker-compose.yml"},
     "service": {"type": "str", "default": "backend-aws"},
     "profile": {"type": "str", "default": "aws"},

@@ -25,17 +25,17 @@ description:
   - "C(action=discard): removes the candidate that failed its checks (it never received
     traffic); refuses when the proxy forwards to it."
 version_added: "1.1.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - atp.deploy.backend.app_root
+  - atp.deploy.backend.service
+  - atp.deploy.deploy_lock
 options:
   action:
     description: C(promote) or C(discard).
     type: str
     choices: [promote, discard]
     default: promote
-  app_root:
-    description: Directory holding C(releases/), C(shared/), C(current).
-    type: path
-    default: /home/ubuntu/automated-trading-platform
   release_id:
     description: The release of the candidate (C(current) is switched to it on promote).
     type: str
@@ -48,10 +48,6 @@ options:
     description: Compose project name.
     type: str
     default: automated-trading-platform
-  service:
-    description: Compose service of the backend.
-    type: str
-    default: backend-aws
   profile:
     description: Compose profile enabling the service.
     type: str
@@ -81,17 +77,6 @@ options:
     description: Seconds C(docker stop) gives the old container before SIGKILL.
     type: int
     default: 30
-  lock_token:
-    description:
-      - This run's deploy lock token (release_state I(lock.token)). When set, the call first
-        checks that the run still holds the deploy lock and renews its expiry; when the lock is
-        gone or held by another run it fails at once with C(lock_lost=true), changing nothing.
-      - Empty (the default, and in check mode) skips the check.
-    type: str
-    default: ""
-  lock_file:
-    description: The deploy lock file; defaults to C(<app_root>/.deploy.lock).
-    type: path
 """
 
 EXAMPLES = r"""

@@ -25,7 +25,7 @@ description:
     hosts' prefixes are never listed. Check mode reports without deleting.
   - Skipped for connections other than C(amazon.aws.aws_ssm).
 version_added: "1.1.0"
-author: atp.deploy contributors
+author: atp.deploy contributors (!UNKNOWN)
 options:
   min_age:
     description: Objects younger than this (seconds) are kept; they may belong to a run in flight.

@@ -1,0 +1,155 @@
+# Copyright: (c) 2025, ATP deploy
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Stdout callback atp.deploy.deploy_output: the default output, timed and without the noise.
+
+Over SSM every task costs seconds; an operator reading a deploy wants to see which step took
+them. Each host's result line carries the time the task took for that host
+(``changed: [i-0abc] 41.2s``), and a role's argument validation, which passes on every run
+and made up 7 of 24 task banners, prints nothing unless it fails.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+name: deploy_output
+type: stdout
+short_description: The default output with a time on every result and quiet argument checks
+description:
+  - Everything C(ansible.builtin.default) prints, with two changes.
+  - "Every result line of a host carries the seconds the task took for that host, right
+    after the host: C(ok: [i-0abc] 3.9s), C(changed: [i-0abc] 41.2s => ...),
+    C(fatal: [i-0abc] 12.0s: FAILED! => ...). Over the C(aws_ssm) connection each remote
+    task is one session, so these times show where a deploy spends them."
+  - "Argument validation (C(validate_argument_spec), the task Ansible adds in front of every
+    role with C(meta/argument_specs.yml)) prints neither banner nor result when it passes;
+    a failed validation prints its banner and the full error as before."
+  - Selected in ansible.cfg (C(stdout_callback = atp.deploy.deploy_output)); its options are
+    those of C(ansible.builtin.default) (e.g. C(result_format = yaml)).
+extends_documentation_fragment:
+  - ansible.builtin.default_callback
+  - ansible.builtin.result_format_callback
+requirements:
+  - set as the stdout callback in ansible.cfg
+"""
+
+import re  # noqa: E402
+import time  # noqa: E402
+
+from ansible.plugins.callback.default import CallbackModule as DefaultCallback  # noqa: E402
+
+QUIET_ACTIONS = frozenset({"validate_argument_spec", "ansible.builtin.validate_argument_spec",
+                           "ansible.legacy.validate_argument_spec"})
+_RESULT_LINE = re.compile(r"^(?:ok|changed|fatal|failed|skipping|unreachable): \[[^\]\n]*\]")
+
+
+def took(seconds: float) -> str:
+    """3.94 -> '3.9s'; 75.2 -> '1m15s' (what the result line shows)."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+def with_time(message: object, elapsed: str) -> object:
+    """'ok: [h] => ...' -> 'ok: [h] 3.9s => ...'; any other message unchanged."""
+    if not isinstance(message, str) or not elapsed:
+        return message
+    match = _RESULT_LINE.match(message)
+    if not match:
+        return message
+    return f"{match.group(0)} {elapsed}{message[match.end():]}"
+
+
+def is_quiet(task) -> bool:
+    """A role's argument validation (the task Ansible inserts for meta/argument_specs.yml)."""
+    action = getattr(task, "resolved_action", None) or getattr(task, "action", "") or ""
+    return action in QUIET_ACTIONS
+
+
+class _TimedDisplay:
+    """The callback's Display, putting ``elapsed`` into the result lines it shows."""
+
+    def __init__(self, display, elapsed: str) -> None:
+        self._inner = display
+        self._elapsed = elapsed
+
+    def display(self, msg, *args, **kwargs):
+        return self._inner.display(with_time(msg, self._elapsed), *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+class CallbackModule(DefaultCallback):
+    """ansible.builtin.default, with a time on each result and quiet argument validation."""
+
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
+    CALLBACK_NAME = "atp.deploy.deploy_output"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started: dict[tuple[str, str], float] = {}
+        self._task_started: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ timing
+
+    def v2_playbook_on_task_start(self, task, is_conditional) -> None:
+        self._task_started[task._uuid] = time.monotonic()
+        if is_quiet(task):
+            # the banner waits: _print_task_banner runs only if a result is shown (a failure)
+            self._task_type_cache[task._uuid] = "TASK"
+            self._last_task_name = task.get_name().strip()
+            return
+        super().v2_playbook_on_task_start(task, is_conditional)
+
+    def v2_runner_on_start(self, host, task) -> None:
+        self._started[(host.get_name(), task._uuid)] = time.monotonic()
+        super().v2_runner_on_start(host, task)
+
+    def _elapsed(self, result, done: bool = True) -> str:
+        try:
+            key = (result._host.get_name(), result._task._uuid)
+        except AttributeError:
+            return ""
+        start = self._started.get(key) or self._task_started.get(key[1])
+        if start is None:
+            return ""
+        if done:
+            self._started.pop(key, None)
+        return took(time.monotonic() - start)
+
+    def _timed(self, handler, result, *args, done: bool = True, **kwargs) -> None:
+        display = self._display
+        self._display = _TimedDisplay(display, self._elapsed(result, done))
+        try:
+            handler(result, *args, **kwargs)
+        finally:
+            self._display = display
+
+    # ------------------------------------------------------------------ results
+
+    def v2_runner_on_ok(self, result) -> None:
+        if is_quiet(result._task) and not result._result.get("changed"):
+            self._started.pop((result._host.get_name(), result._task._uuid), None)
+            return
+        self._timed(super().v2_runner_on_ok, result)
+
+    def v2_runner_on_failed(self, result, ignore_errors: bool = False) -> None:
+        self._timed(super().v2_runner_on_failed, result, ignore_errors=ignore_errors)
+
+    def v2_runner_on_skipped(self, result) -> None:
+        self._timed(super().v2_runner_on_skipped, result)
+
+    def v2_runner_on_unreachable(self, result) -> None:
+        self._timed(super().v2_runner_on_unreachable, result)
+
+    def v2_runner_item_on_ok(self, result) -> None:
+        self._timed(super().v2_runner_item_on_ok, result, done=False)
+
+    def v2_runner_item_on_failed(self, result) -> None:
+        self._timed(super().v2_runner_item_on_failed, result, done=False)
+
+    def v2_runner_item_on_skipped(self, result) -> None:
+        self._timed(super().v2_runner_item_on_skipped, result, done=False)
