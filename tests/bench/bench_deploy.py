@@ -266,13 +266,18 @@ def notes(result: dict) -> list[str]:
     status = {t["target"]: t for t in result["targets"]}
     probes = next((t for name, t in status.items() if name.startswith("0 failed")), None)
     if probes and probes["status"] == "MISS":
-        out.append("- Failed probes: deploy.yml still activates by recreating the backend "
-                   "container (the old one stops, then the new one starts and boots), so "
-                   "every case that changes the running release (first deploy excepted) has "
-                   "a gap on 8002; zero-downtime activation (the same issue, item 1) is what "
-                   "removes it."
-                   + (" The gap is longest for the fixture, whose backend sleeps 10 s and "
-                      "boots gunicorn before it listens." if "fixture" in result["apps"] else ""))
+        out.append("- Failed probes: deploy.yml ran with zero-downtime activation (the new "
+                   "container starts beside the serving one, is checked, then the proxy on "
+                   "8002 moves to it), so a failed probe is a defect, not the design: "
+                   f"{probes['detail']}. The CI's bench-short fails on one.")
+    elif probes:
+        out.append("- Failed probes: none. deploy.yml activates with zero downtime (default "
+                   "`deploy_zero_downtime: true`): the release's container starts beside the "
+                   "serving one without a host port, is checked on its own address (health, "
+                   "the smoke contract), then `backend-aws-proxy` on 8002 forwards new "
+                   "connections to it and the old container drains and stops. The naive "
+                   "baseline recreates the container (`up -d`), hence its failed probes on "
+                   "every case that changes the running release.")
     fixture = next((t for name, t in status.items() if name.startswith("fixture:")), None)
     run = bench_report.find(result["runs"], "fixture", "deploy", "changed")
     if fixture and fixture["status"] == "MISS" and run:
@@ -285,9 +290,10 @@ def notes(result: dict) -> list[str]:
             "checkout on the controller, task overhead). Besides the per-session cost and the "
             f"transfer, the longest session holds the build ({run['build_s']:.0f} s), the "
             "route gate (a one-off container importing the app), the db check and the new "
-            "backend's own start (`sleep 10` + gunicorn) before it answers; the smoke session "
-            "waits for it too. Those waits are the app's, not round trips: the target, "
-            "written for round trips, counts them.")
+            "container's own start beside the serving one (`sleep 10` + gunicorn) before it "
+            "answers; the smoke session then runs the app's contract against it (the "
+            "snapshot's exchange call) and the switch drains the old one. Those waits are "
+            "the app's, not round trips: the target, written for round trips, counts them.")
     tree = next((t for name, t in status.items() if name.startswith("tree500:")), None)
     if tree:
         out.append("- tree500: the naive playbook's `ansible.builtin.copy` of a directory "
