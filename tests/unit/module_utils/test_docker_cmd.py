@@ -118,7 +118,7 @@ def test_parse_inspect_and_filters():
         "id": "c1", "name": "atp-backend-aws-1", "image": "repo:rel", "image_id": "sha256:img",
         "state": "running", "running": True, "project": "atp", "service": "backend-aws",
         "host_ports": [8002], "restart_count": 0, "exit_code": None, "health": None,
-        "ips": {}}
+        "ips": {}, "cmd": []}
     assert containers[2]["running"] is False and containers[2]["host_ports"] == []
     assert (containers[2]["restart_count"], containers[2]["exit_code"]) == (3, 1)
     assert [c["id"] for c in dc.service_containers(containers, "atp", "backend-aws")] == ["c1"]
@@ -283,3 +283,22 @@ def test_scale_up_keeps_the_running_containers():
     assert argv[-4:] == ["--no-recreate", "--scale", "backend-aws=2", "backend-aws"]
     assert "--no-recreate" in argv and "--no-deps" in argv and "restart" not in argv
     assert dc.stop(["a", "b"], 30) == ["docker", "stop", "-t", "30", "a", "b"]
+
+
+@pytest.mark.parametrize(("cmd", "shell"), [
+    (["sh", "-c", "sleep 10 && python -m gunicorn app.main:app"], "sh"),
+    (["/bin/bash", "-c", "exec gunicorn"], "/bin/bash"),
+    (["python3", "-m", "uvicorn", "app.main:app"], None),
+    (["sh"], None),
+    (["sh", "/entrypoint.sh"], None),
+    ([], None),
+])
+def test_shell_pid1(cmd, shell):
+    assert dc.shell_pid1(cmd) == shell
+
+
+def test_term_children_and_cmd_from_inspect():
+    assert dc.term_children("c1", "sh") == ["docker", "exec", "c1", "sh", "-c",
+                                            "kill -TERM -1 2>/dev/null; exit 0"]
+    doc = '[{"Id": "c1", "Name": "/x", "Path": "sh", "Args": ["-c", "sleep 10 && gunicorn"]}]'
+    assert dc.parse_inspect(doc)[0]["cmd"] == ["sh", "-c", "sleep 10 && gunicorn"]

@@ -98,6 +98,8 @@ def inspect_doc(c: dict) -> dict:
                   "Running": bool(c.get("running")), "ExitCode": c.get("exit_code", 0),
                   **({"Health": {"Status": c["health"]}} if c.get("health") else {})},
         "RestartCount": c.get("restart_count", 0),
+        "Path": (c.get("cmd") or ["python3"])[0],
+        "Args": (c.get("cmd") or ["python3", "-m", "uvicorn", "app.main:app"])[1:],
         "NetworkSettings": {"Ports": ports if c.get("running") else {},
                             "Networks": {net: {"IPAddress": ip if c.get("running") else ""}
                                          for net, ip in (c.get("ips") or {}).items()}},
@@ -328,10 +330,27 @@ def logs(state: dict, args: list[str]) -> int:
     return 0
 
 
+def docker_exec(state: dict, args: list[str]) -> int:
+    """``exec <name> <shell> -c 'kill -TERM -1 ...'``: the app under a shell PID 1 gets
+    SIGTERM; it stops gracefully (``stops_on_term``) and the shell exits with it."""
+    for c in state["containers"]:
+        if c["name"] == args[0] or c["id"] == args[0]:
+            if not c.get("running"):
+                print(f"Error response from daemon: container {args[0]} is not running",
+                      file=sys.stderr)
+                return 1
+            if "kill -TERM -1" in " ".join(args) and c.get("stops_on_term"):
+                c.update(running=False, status="exited", exit_code=0, termed=True)
+                save(state)
+            return 0
+    print(f"Error: No such container: {args[0]}", file=sys.stderr)
+    return 1
+
+
 def inspect(state: dict, args: list[str]) -> int:
     found = []
     for c in state["containers"]:
-        if c["id"] in args:
+        if c["id"] in args or c["name"] in args:
             if c.get("health_seq"):
                 c["health"] = c["health_seq"].pop(0)
             found.append(inspect_doc(c))
@@ -456,6 +475,8 @@ def main(argv: list[str]) -> int:
         return inspect(state, argv[1:])
     if argv[:1] == ["rm"]:
         return rm(state, argv[1:])
+    if argv[:1] == ["exec"]:
+        return docker_exec(state, argv[1:])
     if argv[:1] == ["stop"]:
         return stop(state, argv[1:])
     if argv[:1] == ["logs"]:

@@ -122,3 +122,28 @@ def test_discard_removes_a_candidate_but_never_the_serving_container(world, port
                                           candidate={"name": OLD, "upstream": f"{OLD}:8002"}))
     assert out["failed"] and "refusing to remove" in out["msg"]
     assert ["rm", "--force", OLD] not in world["docker"].argvs
+
+
+def test_an_old_container_under_a_shell_pid1_gets_sigterm_on_its_app_first(world, port):
+    """The real app runs `sh -c "sleep 10 && gunicorn ..."`: its PID 1 ignores docker stop's
+    SIGTERM, so the app's processes get it directly (gunicorn stops gracefully at once)."""
+    with_proxy(world, reported=f"{NEW}:8002")
+    state = world["docker"].load()
+    for c in state["containers"]:
+        if c["name"] == OLD:
+            c["cmd"] = ["sh", "-c", "sleep 10 && python3 -m gunicorn app.main:app"]
+            c["stops_on_term"] = True
+    world["docker"].save()
+    out = run_module(traffic_switch, args(world, port))
+    assert out["switched"] and out["terminated"] == [OLD] and out["stopped"] == [OLD]
+    argvs = world["docker"].argvs
+    term = ["exec", OLD, "sh", "-c", "kill -TERM -1 2>/dev/null; exit 0"]
+    assert term in argvs and argvs.index(term) < argvs.index(["stop", "-t", "5", OLD])
+    assert not any(a[:2] == ["exec", NEW] for a in argvs)
+
+
+def test_an_exec_form_pid1_is_stopped_by_docker_stop_alone(world, port):
+    with_proxy(world, reported=f"{NEW}:8002")
+    out = run_module(traffic_switch, args(world, port))
+    assert out["switched"] and "terminated" not in out
+    assert not any(a[:1] == ["exec"] for a in world["docker"].argvs)

@@ -277,8 +277,8 @@ def _ips(attrs: dict) -> dict:
 
 def parse_inspect(text: str) -> list[dict]:
     """`docker inspect <ids>` JSON -> [{id, name, image, image_id, state, running, project,
-    service, host_ports, restart_count, exit_code, health, ips}] (health: healthy, starting,
-    unhealthy, or None without a healthcheck)."""
+    service, host_ports, restart_count, exit_code, health, ips, cmd}] (health: healthy,
+    starting, unhealthy, or None without a healthcheck; cmd: PID 1's argv)."""
     try:
         items = json.loads(text or "[]")
     except ValueError as exc:
@@ -302,8 +302,27 @@ def parse_inspect(text: str) -> list[dict]:
             "exit_code": state.get("ExitCode"),
             "health": (state.get("Health") or {}).get("Status") or None,
             "ips": _ips(attrs),
+            "cmd": [str(x) for x in [attrs.get("Path"), *(attrs.get("Args") or [])] if x],
         })
     return result
+
+
+SHELLS = frozenset({"sh", "bash", "dash", "ash"})
+
+
+def shell_pid1(cmd: list[str]) -> str | None:
+    """The shell when a container's PID 1 is ``sh -c "..."`` (the real app's
+    ``sh -c "sleep 10 && gunicorn ..."``), else None. Such a PID 1 ignores SIGTERM: `docker
+    stop` then waits its whole timeout and SIGKILLs, and the app never stops gracefully."""
+    if len(cmd) >= 2 and cmd[0].rsplit("/", 1)[-1] in SHELLS and "-c" in cmd[1:]:
+        return cmd[0]
+    return None
+
+
+def term_children(container: str, shell: str, docker: str = "docker") -> list[str]:
+    """SIGTERM to every process of the container but PID 1 (the shell) -- gunicorn's master
+    then stops gracefully and the shell, its command done, exits."""
+    return [docker, "exec", container, shell, "-c", "kill -TERM -1 2>/dev/null; exit 0"]
 
 
 def service_containers(containers: list[dict], project: str, service: str) -> list[dict]:

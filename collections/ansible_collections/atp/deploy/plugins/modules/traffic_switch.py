@@ -16,7 +16,10 @@ description:
     127.0.0.1:I(port) answers and the proxy reports the new upstream), switches C(current) to
     the release, waits until the old container has no open connection (at most
     I(drain_timeout) seconds), then stops it (C(docker stop -t I(stop_timeout)), graceful) and
-    removes it."
+    removes it. When its PID 1 is a shell (C(sh -c 'sleep 10 && gunicorn ...'), as the real
+    app's compose file runs it) that shell ignores SIGTERM, so the container's other processes
+    get SIGTERM first (C(docker exec ... kill -TERM -1)): gunicorn stops gracefully at once
+    instead of being killed after I(stop_timeout)."
   - "When no proxy runs yet and the old container publishes the port itself (the recreate-era
     topology) the old container is stopped first and the proxy started: the one gap of the
     conversion, measured and returned in C(gap_seconds)."
@@ -120,6 +123,11 @@ stopped:
   returned: always
   type: list
   elements: str
+terminated:
+  description: Old containers whose processes got SIGTERM directly (PID 1 a shell).
+  returned: when any
+  type: list
+  elements: str
 removed:
   description: Discard; the removed candidate.
   returned: always
@@ -215,6 +223,7 @@ class Switch:
     def stop_and_remove(self, names: list[str]) -> None:
         if not names:
             return
+        self.term_app_processes(names)
         rc, out, _ = self.run(docker_cmd.stop(names, self.p["stop_timeout"], self.docker),
                               timeout=self.p["stop_timeout"] + READ_TIMEOUT)
         for name in names:
@@ -223,6 +232,21 @@ class Switch:
         if rc != 0:
             self.module.warn(f"docker stop {' '.join(names)} (exit {rc}): "
                              f"{docker_cmd.first_line(out)}; removed with rm --force")
+
+    def term_app_processes(self, names: list[str]) -> None:
+        """A drained container whose PID 1 is a shell (``sh -c "sleep 10 && gunicorn ..."``)
+        ignores docker stop's SIGTERM: its processes get it directly, so the app stops
+        gracefully at once instead of being killed after stop_timeout."""
+        rc, out, _ = self.run(docker_cmd.inspect(names, self.docker))
+        try:
+            found = docker_cmd.parse_inspect(out) if rc == 0 else []
+        except ValueError:
+            found = []
+        for container in found:
+            shell = docker_cmd.shell_pid1(container.get("cmd") or [])
+            if shell and container.get("running"):
+                self.run(docker_cmd.term_children(container["name"], shell, self.docker))
+                self.result.setdefault("terminated", []).append(container["name"])
 
     def drain(self, upstream: str | None) -> None:
         start = time.monotonic()
