@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.atp.deploy.plugins.module_utils import diagnosis_routes as dr
-from ansible_collections.atp.deploy.plugins.module_utils import routes
+from ansible_collections.atp.deploy.plugins.module_utils import route_gate, routes
 
 SAMPLE_BACKEND = Path(__file__).resolve().parents[3] / "files" / "sample-backend" / "backend"
 
@@ -103,6 +103,20 @@ def test_route_probe_walks_nested_routers(tmp_path):
     assert {"GET /api/portfolio/snapshot", "POST /api/portfolio/refresh", "GET /api/health",
             "HEAD /api/health", "GET /openapi.json", "GET /v2/ping"} <= set(keys)
     assert not [k for k in keys if k.startswith("GET /loop/loop")]
+
+
+def test_diagnose_and_the_route_gate_see_the_same_routes(tmp_path):
+    """One walk (routes.WALK_PROGRAM) in both in-container programs: the routes diagnose
+    reads in the serving container are those the gate read in the image."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "main.py").write_text(FAKE_APP)
+    probed = dr.registered(run_probe(tmp_path)["routes"])
+    gate = subprocess.run([sys.executable, "-c", route_gate.PROGRAM, "app.main", "app"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert gate.returncode == 0, gate.stderr
+    gated = route_gate.route_keys(route_gate.parse_output(gate.stdout)["routes"])
+    assert probed == gated and "GET /api/portfolio/snapshot" in gated
 
 
 def test_route_probe_reports_import_errors(tmp_path):

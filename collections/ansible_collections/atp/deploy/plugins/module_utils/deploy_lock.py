@@ -44,25 +44,12 @@ _UTC = timezone.utc  # noqa: UP017
 _ACQUIRE_ATTEMPTS = 5
 _PUBLIC = ("holder", "started", "release", "renewed", "step", "expires")
 
-# Options every remote step of a deploy takes (module ARGUMENT_SPEC entries).
+# Options every remote step of a deploy takes (module ARGUMENT_SPEC entries); their
+# documentation is the doc fragment atp.deploy.deploy_lock.
 MODULE_ARGS = {
     "lock_token": {"type": "str", "default": "", "no_log": False},
     "lock_file": {"type": "path"},
 }
-# Their DOCUMENTATION (indented for the options: block of a module).
-MODULE_DOC = """\
-  lock_token:
-    description:
-      - This run's deploy lock token (release_state I(lock.token)). When set, the call first
-        checks that the run still holds the deploy lock and renews its expiry; when the lock is
-        gone or held by another run it fails at once with C(lock_lost=true), changing nothing.
-      - Empty (the default, and in check mode) skips the check.
-    type: str
-    default: ""
-  lock_file:
-    description: The deploy lock file; defaults to C(<app_root>/.deploy.lock).
-    type: path
-"""
 
 
 def now_utc() -> datetime:

@@ -17,12 +17,17 @@ from ansible_collections.atp.deploy.plugins.module_utils import routes
 ROUTE_MARK = "ATP_DIAGNOSE_ROUTES="
 
 # Runs INSIDE the backend container. It imports the app the way uvicorn does and walks
-# app.routes, following anything nested: objects with `.routes` (Mount, sub-apps, routers) and
-# newer FastAPI's included-router objects (`original_router` + `include_context.prefix`).
+# app.routes with routes.WALK_PROGRAM (the walk of the route gate: both see the same routes).
 # Prints one line: ROUTE_MARK + JSON. Python 3.6+ syntax (the container's Python is not ours to
-# choose); bounded depth and count.
+# choose).
 _PROBE_BODY = r'''
 import importlib, json, os, sys
+def leaf(found, prefix, path, methods, route):
+    if path or methods:
+        found.append({"path": prefix + path,
+                      "methods": sorted(str(m).upper() for m in (methods or ())),
+                      "name": str(getattr(route, "name", "") or ""),
+                      "kind": type(route).__name__})
 def probe(module_name, attr):
     for path in (os.getcwd(), "/app"):
         if path not in sys.path:
@@ -32,39 +37,8 @@ def probe(module_name, attr):
     except BaseException as exc:
         return {"error": "importing %s:%s failed: %s: %s"
                 % (module_name, attr, type(exc).__name__, str(exc)[:300])}
-    found, seen = [], set()
-    def walk(routes, prefix, depth):
-        if depth > 25 or len(found) > 5000:
-            return
-        try:
-            routes = list(routes or [])
-        except Exception:
-            return
-        for route in routes:
-            if id(route) in seen:
-                continue
-            seen.add(id(route))
-            path = getattr(route, "path", None)
-            path = path if isinstance(path, str) else ""
-            inner = getattr(route, "original_router", None)
-            if inner is not None and hasattr(inner, "routes"):
-                ctx = getattr(route, "include_context", None)
-                walk(inner.routes, prefix + str(getattr(ctx, "prefix", "") or ""), depth + 1)
-                continue
-            methods = getattr(route, "methods", None)
-            try:
-                sub = getattr(route, "routes", None)
-            except Exception:
-                sub = None
-            if sub is not None and not methods:
-                walk(sub, prefix + path, depth + 1)
-                continue
-            if path or methods:
-                found.append({"path": prefix + path,
-                              "methods": sorted(str(m).upper() for m in (methods or ())),
-                              "name": str(getattr(route, "name", "") or ""),
-                              "kind": type(route).__name__})
-    walk(getattr(app, "routes", None), "", 0)
+    found = []
+    walk_routes(getattr(app, "routes", None), "", 0, found, set(), leaf)
     return {"routes": found}
 try:
     out = probe(sys.argv[1], sys.argv[2])
@@ -72,7 +46,7 @@ except BaseException as exc:
     out = {"error": "route probe failed: %s: %s" % (type(exc).__name__, str(exc)[:300])}
 sys.stdout.write("\n" + MARK + json.dumps(out) + "\n")
 '''
-ROUTE_PROBE = f"MARK = {ROUTE_MARK!r}" + _PROBE_BODY
+ROUTE_PROBE = f"MARK = {ROUTE_MARK!r}\n" + routes.WALK_PROGRAM + _PROBE_BODY
 
 
 def parse_route_probe(stdout: str | None) -> dict:

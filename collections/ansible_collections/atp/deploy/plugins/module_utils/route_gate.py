@@ -25,14 +25,13 @@ _URL_PASSWORD_RE = re.compile(r"(://[^/\s:@]*:)[^@\s/]+@")
 _NAME_BAD_RE = re.compile(r"[^a-zA-Z0-9_.-]+")
 
 # Runs INSIDE the release image: `python3 -c PROGRAM <module> <attr>`. Imports the app the way
-# gunicorn/uvicorn do (from the image's working dir), walks app.routes, following anything
-# nested (Mount, sub-apps, routers, and newer FastAPI's included-router objects: original_router
-# + include_context.prefix), and prints one line MARK + JSON after everything the app printed:
+# gunicorn/uvicorn do (from the image's working dir), walks app.routes (routes.WALK_PROGRAM,
+# the walk diagnose runs too), and prints one line MARK + JSON after everything the app printed:
 #   {"routes": [[path, [methods]], ...]}   or   {"error": "...", "traceback": [last lines]}
 # Values of secret-looking environment variables and URL passwords are masked in the error
 # text. os._exit ends the process at once (the app's threads or atexit hooks cannot hold it).
-# Python 3.6+ syntax: the image's Python is not ours to choose. Bounded depth and count.
-PROGRAM = r'''
+# Python 3.6+ syntax: the image's Python is not ours to choose.
+PROGRAM = routes.WALK_PROGRAM + r'''
 import json, os, re, sys, traceback
 MARK = "ATP_ROUTE_GATE_RESULT="
 SECRET = re.compile(r"KEY|SECRET|TOKEN|PASSW|PWD|CREDENTIAL|AUTH|PRIVATE", re.I)
@@ -50,35 +49,9 @@ def tb_lines(exc):
                    + traceback.format_exception_only(type(exc), exc))
     lines = [l for l in text.rstrip().splitlines() if l.strip(" ^~")]
     return [mask(l) for l in lines[-10:]]
-def walk(routes, prefix, depth, found, seen):
-    if depth > 25 or len(found) > 5000:
-        return
-    try:
-        routes = list(routes or [])
-    except Exception:
-        return
-    for route in routes:
-        if id(route) in seen:
-            continue
-        seen.add(id(route))
-        path = getattr(route, "path", None)
-        path = path if isinstance(path, str) else ""
-        inner = getattr(route, "original_router", None)
-        if inner is not None and hasattr(inner, "routes"):
-            ctx = getattr(route, "include_context", None)
-            walk(inner.routes, prefix + str(getattr(ctx, "prefix", "") or ""), depth + 1,
-                 found, seen)
-            continue
-        methods = getattr(route, "methods", None)
-        try:
-            sub = getattr(route, "routes", None)
-        except Exception:
-            sub = None
-        if sub is not None and not methods:
-            walk(sub, prefix + path, depth + 1, found, seen)
-            continue
-        if path:
-            found.append([prefix + path, sorted(str(m).upper() for m in (methods or ()))])
+def leaf(found, prefix, path, methods, route):
+    if path:
+        found.append([prefix + path, sorted(str(m).upper() for m in (methods or ()))])
 def gate(module_name, attr):
     here = os.getcwd()
     if here not in sys.path:
@@ -96,7 +69,7 @@ def gate(module_name, attr):
         return {"error": "%s:%s is a %s, not an ASGI app with routes"
                 % (module_name, attr, type(app).__name__), "traceback": []}
     found = []
-    walk(getattr(app, "routes", None), "", 0, found, set())
+    walk_routes(getattr(app, "routes", None), "", 0, found, set(), leaf)
     return {"routes": found}
 try:
     result = gate(sys.argv[1], sys.argv[2])

@@ -28,6 +28,43 @@ ANY = "ANY"  # a registered route without methods (a websocket, a mount)
 
 _ENTRY_RE = re.compile(r"^\s*(\S+)\s+(\S+)\s*$")
 
+# The route walk both in-container programs run (route_gate.PROGRAM in the new image,
+# diagnosis_routes.ROUTE_PROBE in the serving container), so the gate and diagnose can never
+# see different routes in the same app. It follows anything nested: objects with `.routes`
+# (Mount, sub-apps, routers) and newer FastAPI's included-router objects (`original_router` +
+# `include_context.prefix`), and hands each leaf to `leaf(found, prefix, path, methods, route)`.
+# Python 3.6+ syntax (the image's Python is not ours to choose); bounded depth and count.
+WALK_PROGRAM = r'''
+def walk_routes(routes, prefix, depth, found, seen, leaf):
+    if depth > 25 or len(found) > 5000:
+        return
+    try:
+        routes = list(routes or [])
+    except Exception:
+        return
+    for route in routes:
+        if id(route) in seen:
+            continue
+        seen.add(id(route))
+        path = getattr(route, "path", None)
+        path = path if isinstance(path, str) else ""
+        inner = getattr(route, "original_router", None)
+        if inner is not None and hasattr(inner, "routes"):
+            ctx = getattr(route, "include_context", None)
+            walk_routes(inner.routes, prefix + str(getattr(ctx, "prefix", "") or ""), depth + 1,
+                        found, seen, leaf)
+            continue
+        methods = getattr(route, "methods", None)
+        try:
+            sub = getattr(route, "routes", None)
+        except Exception:
+            sub = None
+        if sub is not None and not methods:
+            walk_routes(sub, prefix + path, depth + 1, found, seen, leaf)
+            continue
+        leaf(found, prefix, path, methods, route)
+'''
+
 
 class RouteError(ValueError):
     """An expected route that is not 'METHOD /path' (one line, names the item)."""
