@@ -148,6 +148,25 @@ def test_a_zero_downtime_switch_says_where_traffic_went_and_any_conversion_gap()
     assert "CONVERTED to the proxy with one gap of 0.6 s" in records[0]["changes"][-1]
 
 
+def test_the_summary_says_what_the_deploy_waited_for_in_deploy_order():
+    """compose_release's timings: steps of a second or more, in the order they ran; junk and
+    sub-second steps are left out, so an unchanged deploy prints no waited line."""
+    timings = {"candidate": 12.44, "build": 41.2, "dependencies": 0.2, "route_gate": "3.1",
+               "up": None, "odd": "x"}
+    records = deploy_records({"_run": {"deploy_rollout_hosts": ["i-a"]}, "i-a": {
+        "deploy_outcome": f"new release {NEW}",
+        "deploy_summary": summary(waits=timings)}}, set(), {})
+    assert records[0]["waits"] == {"build": 41.2, "route_gate": 3.1, "candidate": 12.4}
+    assert "  waited   build 41.2 s, route gate 3.1 s, new container up 12.4 s" in detail_lines(
+        records)
+    for nothing in ({}, {"build": 0.4}, "not a dict", None):
+        records = deploy_records({"_run": {"deploy_rollout_hosts": ["i-a"]}, "i-a": {
+            "deploy_outcome": f"new release {NEW}",
+            "deploy_summary": summary(waits=nothing)}}, set(), {})
+        assert records[0]["waits"] == {}
+        assert not any(line.startswith("  waited") for line in detail_lines(records))
+
+
 def test_a_rolled_back_deploy_shows_its_own_smoke_and_the_health_after(tmp_path, monkeypatch):
     plugin = callback(tmp_path, monkeypatch)
     failing = ["health: 200 ok", "snapshot: FAILED ok=false \"Missing API credentials\""]

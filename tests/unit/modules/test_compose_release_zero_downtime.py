@@ -123,6 +123,9 @@ def test_the_release_starts_beside_the_serving_container_and_is_returned(
     assert result["old_containers"] == [OLD_NAME]
     assert result["topology"] == "direct"
     assert "/api/health" in seen                       # the candidate was really asked
+    # what the deploy waited for, step by step (the summary's "waited" line)
+    assert set(result["timings"]) == {"build", "route_gate", "dependencies", "candidate"}
+    assert all(isinstance(v, float) and v >= 0 for v in result["timings"].values())
 
     # traffic is not switched: current, the old container as they were
     assert result["switched"] is False
@@ -253,6 +256,7 @@ def test_a_settled_proxy_topology_changes_nothing(app_root, docker, health):
     assert result["topology"] == "proxy" and result["recreated"] is False
     assert result["container_id"] == "c-app" and result["container_name"] == OLD_NAME
     assert result["route_gate"]["checked"] is False
+    assert set(result["timings"]) == {"dependencies", "candidate"}  # no build, no gate
     assert backend_ups(docker) == [] and compose_calls(docker, "up") == []
     assert compose_calls(docker, "build") == []
     assert not any(a[:1] in (["rm"], ["stop"], ["tag"]) for a in docker.argvs)

@@ -237,6 +237,27 @@ def _changes(summary: dict) -> list[str]:
     return changes
 
 
+# compose_release's timings, in the order a deploy runs them, as the summary names them.
+WAIT_LABELS = {"build": "build", "route_gate": "route gate", "dependencies": "dependencies",
+               "candidate": "new container up", "up": "recreate"}
+
+
+def _waits(timings) -> dict[str, float]:
+    """The steps of compose_release that took a second or more (what a slow deploy waited
+    for), in deploy order; anything that is not a number is left out."""
+    if not isinstance(timings, dict):
+        return {}
+    waits = {}
+    for step in [*WAIT_LABELS, *sorted(set(timings) - set(WAIT_LABELS))]:
+        try:
+            seconds = float(timings[step])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if seconds >= 1:
+            waits[str(step)] = round(seconds, 1)
+    return waits
+
+
 def _record(host: str, trail: Trail | None, base: dict) -> dict:
     """One history entry: ``base`` (what the playbook said) + what the callback saw."""
     started = _text(base.get("started"))
@@ -260,6 +281,7 @@ def _record(host: str, trail: Trail | None, base: dict) -> dict:
         "duration_s": duration,
         "sessions": trail.sessions if trail and trail.ssm else None,
         "changes": base.get("changes", []),
+        "waits": _waits(base.get("waits")),
         "smoke": base.get("smoke", []),
         "smoke_after_rollback": base.get("smoke_after_rollback", []),
         "error": _cut(base.get("error", "")),
@@ -399,6 +421,10 @@ def detail_lines(records: list[dict], undo: dict[str, str] | None = None) -> lis
         lines.append("  by       " + ", ".join(when))
         if entry["changes"]:
             lines.append("  changed  " + ", ".join(entry["changes"]))
+        if entry.get("waits"):
+            lines.append("  waited   " + ", ".join(
+                f"{WAIT_LABELS.get(step, step)} {seconds:.1f} s"
+                for step, seconds in entry["waits"].items()))
         # the smoke lines of the deploy, then those of the health check after its rollback
         for label, smoke in (("smoke", entry["smoke"]),
                              ("rollback", entry["smoke_after_rollback"])):
