@@ -215,3 +215,32 @@ def test_session_killed_during_sync_then_next_run_converges(tmp_path):
     assert current_release() != before
     again = playbook("deploy.yml", "-e", f"backend_src_dir={src}")
     assert again.returncode == 0 and "changed=0" in again.stdout
+
+
+def test_a_release_that_adds_an_expected_route_and_fails_is_rolled_back(tmp_path):
+    """The failed release adds a route the operator now expects: the automatic rollback
+    re-activates the release that served before, which cannot have that route (the route gate
+    does not judge it by the new list, as rollback.yml does not either)."""
+    src = changed_copy(tmp_path, "new-route-broken-snapshot")
+    routes = src / "backend/app/api/routes_portfolio.py"
+    text = routes.read_text()
+    assert "return build_snapshot(exchange)" in text
+    routes.write_text(text.replace("return build_snapshot(exchange)",
+                                   'raise RuntimeError("snapshot broken on purpose")')
+                      + '\n\n@router.get("/portfolio/extra")\ndef extra() -> dict:\n'
+                        '    return {"ok": True}\n')
+    expected = json.dumps({"deploy_expected_routes": [
+        "GET /api/health", "GET /api/portfolio/snapshot", "GET /api/portfolio/extra"]})
+    before = current_release()
+    proc = playbook("deploy.yml", "-e", f"backend_src_dir={src}", "-e", "smoke_timeout=20",
+                    "-e", "deploy_zero_downtime=false", "-e", expected)
+    out = proc.stdout
+    assert proc.returncode != 0
+    assert "/api/portfolio/snapshot" in out, out[-3000:]
+    assert f"rolled back to {before}" in out, out[-3000:]
+    assert "health after rollback: ok" in out, out[-3000:]
+    assert current_release() == before
+    last = json.loads(on_instance("tail", "-n1", f"{APP}/deploy.log"))
+    assert last["result"] == "failed" and f"rolled back to {before}" in last["error"]
+    assert on_instance("curl", "-s", "http://127.0.0.1:8002/api/health").startswith(
+        '{"status":"ok"')
