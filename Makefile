@@ -47,8 +47,8 @@ lint: setup ## yamllint, ansible-lint (production profile, offline), ruff
 	ANSIBLE_INVENTORY=/dev/null $(BIN)/ansible-lint
 	$(BIN)/ruff check .
 
-unit: setup ## pytest unit tests of modules, filters, sandbox and sample app
-	$(BIN)/python -m pytest -q tests/unit
+unit: setup ## pytest unit tests of modules, filters, sandbox, sample app and the bench logic
+	$(BIN)/python -m pytest -q tests/unit tests/bench/test_bench_logic.py
 
 sandbox-test: sandbox-up ## the real aws_ssm plugin against the sandbox stand-ins
 	$(BIN)/python -m pytest -q tests/sandbox

@@ -195,6 +195,7 @@ class Bench:
             "app": app.name, "playbook": pb, "case": case, "rc": proc.returncode,
             "wall_s": round(wall, 2), **figures,
             "builds": builds.builds, "build_s": round(builds.seconds, 2),
+            "startup_s": bench_report.startup_seconds(proc.stdout),
             "restarts": len(restarted(before, after)), "restarted": restarted(before, after),
             "probes_ok": tracker.ok, "probes_failed": tracker.failed,
             "probes_not_yet_serving": tracker.not_yet_serving,

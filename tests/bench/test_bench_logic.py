@@ -115,6 +115,14 @@ def test_targets_pass_and_miss():
     assert probes["status"] == "MISS" and "sample/rollback: 3 failed" in probes["detail"]
     assert bench_report.probe_failures(runs) == [
         "sample/rollback: 3 failed probes, longest gap 1.2s"]
+    fixture = next(t for t in targets if t["target"].startswith("fixture: changed deploy without"))
+    assert "start-up" not in fixture["detail"]  # not measured: not claimed
+    runs[-1].update(wall_s=60.0, startup_s=12.0)
+    again = bench_report.evaluate_targets(runs, 3.0, ["fixture"])
+    fixture = next(t for t in again if t["target"].startswith("fixture: changed deploy without"))
+    # the verdict counts the app's start-up; the detail also shows the factor without it
+    assert fixture["status"] == "MISS" and fixture["detail"].endswith(
+        "(without the app's own start-up, new container up 12.0s: 2.24x)")
     runs[0]["sessions"] = 7
     again = bench_report.evaluate_targets(runs, 3.0, ["sample"])
     assert again[0]["status"] == "MISS"
@@ -152,3 +160,11 @@ def test_docs_render(tmp_path):
     assert "| sample | naive baseline | rollback |" in text and "assembled from" in text
     bench_report.write_chart(result, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_startup_is_read_from_the_deploy_summary():
+    out = ("  changed  code uploaded (3 files), image built\n"
+           "  waited   build 41.2 s, route gate 1.1 s, new container up 11.2 s\n")
+    assert bench_report.startup_seconds(out) == 11.2
+    assert bench_report.startup_seconds("  waited   build 3.0 s\n") == 0.0
+    assert bench_report.startup_seconds("") == 0.0

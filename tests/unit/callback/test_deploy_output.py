@@ -85,9 +85,9 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-def play(project: Path, n: str) -> subprocess.CompletedProcess:
+def play(project: Path, n: str, **env_update: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
-           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", **env_update}
     return subprocess.run(
         [str(PLAYBOOK), "-i", "localhost,", "-c", "local", "site.yml", "-e", f"n={n}",
          "-e", f"ansible_python_interpreter={sys.executable}"],
@@ -114,3 +114,34 @@ def test_a_failed_argument_validation_is_shown_in_full(project):
     assert re.search(r"^fatal: \[localhost\] \d+\.\ds: FAILED! =>", out, re.M), out
     assert "r1_n" in out
     assert "Wait a little" not in out
+
+
+def test_still_running_says_each_long_task_once_per_interval():
+    running = {("i-a", "u1"): (100.0, "compose_release : Build"),
+               ("i-b", "u2"): (129.5, "smoke_check : Smoke")}
+    said: dict = {}
+    assert deploy_output.still_running(running, said, 129.0, 30) == []
+    assert deploy_output.still_running(running, said, 130.0, 30) == [
+        "... [i-a] still running after 30.0s: compose_release : Build"]
+    assert deploy_output.still_running(running, said, 150.0, 30) == []  # said for 30 s
+    assert deploy_output.still_running(running, said, 190.2, 30) == [
+        "... [i-a] still running after 1m30s: compose_release : Build",  # no backlog
+        "... [i-b] still running after 1m00s: smoke_check : Smoke"]
+    assert deploy_output.still_running(running, {}, 500.0, 0) == []  # heartbeat off
+
+
+@pytest.mark.parametrize(("every", "lines"), [("0.2", True), ("0", False)])
+def test_a_long_task_says_it_is_still_running_and_a_short_one_does_not(project, every, lines):
+    """Printed by the controller while the task runs: with the heartbeat at 0.2 s the 0.4 s
+    task gets a line, in order before its result; argument validation (quick) gets none."""
+    proc = play(project, "3", ATP_DEPLOY_HEARTBEAT=every)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    said = re.findall(r"^\.\.\. \[localhost\] still running after (\d+\.\d)s: (.*)$", out, re.M)
+    if not lines:
+        assert "still running" not in out
+        return
+    assert said, out
+    assert {name for _, name in said} == {"r1 : Wait a little"}, out
+    assert float(said[0][0]) >= 0.2
+    assert out.index("still running") < out.index("changed: [localhost]")

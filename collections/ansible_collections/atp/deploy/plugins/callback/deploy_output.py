@@ -5,7 +5,9 @@
 Over SSM every task costs seconds; an operator reading a deploy wants to see which step took
 them. Each host's result line carries the time the task took for that host
 (``changed: [i-0abc] 41.2s``), and a role's argument validation, which passes on every run
-and made up 7 of 24 task banners, prints nothing unless it fails.
+and made up 7 of 24 task banners, prints nothing unless it fails. A task that runs long (a
+build can take 14 minutes) prints a "still running" line every ``heartbeat`` seconds, from the
+controller: no SSM session is spent on it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ description:
   - "Argument validation (C(validate_argument_spec), the task Ansible adds in front of every
     role with C(meta/argument_specs.yml)) prints neither banner nor result when it passes;
     a failed validation prints its banner and the full error as before."
+  - "While a task runs longer than O(heartbeat) seconds on a host, a line says so every
+    O(heartbeat) seconds: C(... [i-0abc] still running after 1m00s: compose_release : Build,
+    gate and activate the release). It is printed by the controller; no SSM session is used."
   - Selected in ansible.cfg (C(stdout_callback = atp.deploy.deploy_output)); its options are
     those of C(ansible.builtin.default) (e.g. C(result_format = yaml)).
 extends_documentation_fragment:
@@ -31,9 +36,20 @@ extends_documentation_fragment:
   - ansible.builtin.result_format_callback
 requirements:
   - set as the stdout callback in ansible.cfg
+options:
+  heartbeat:
+    description: Seconds between the "still running" lines of a long task; 0 prints none.
+    type: float
+    default: 30
+    env:
+      - name: ATP_DEPLOY_HEARTBEAT
+    ini:
+      - section: callback_deploy_output
+        key: heartbeat
 """
 
 import re  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 
 from ansible.plugins.callback.default import CallbackModule as DefaultCallback  # noqa: E402
@@ -81,6 +97,22 @@ class _TimedDisplay:
         return getattr(self._inner, name)
 
 
+def still_running(running: dict, printed: dict, now: float, every: float) -> list[str]:
+    """The heartbeat lines due at ``now``: one per (host, task) running for a multiple of
+    ``every`` seconds since its last line. running: {(host, uuid): (start, task name)};
+    printed: {(host, uuid): seconds of the last line} (updated)."""
+    lines = []
+    if every <= 0:
+        return lines
+    for key, (start, name) in sorted(running.items(), key=lambda item: item[1][0]):
+        elapsed = now - start
+        due = int(elapsed // every) * every
+        if due >= every and due > printed.get(key, 0):
+            printed[key] = due
+            lines.append(f"... [{key[0]}] still running after {took(due)}: {name}")
+    return lines
+
+
 class CallbackModule(DefaultCallback):
     """ansible.builtin.default, with a time on each result and quiet argument validation."""
 
@@ -92,6 +124,57 @@ class CallbackModule(DefaultCallback):
         super().__init__()
         self._started: dict[tuple[str, str], float] = {}
         self._task_started: dict[str, float] = {}
+        # the heartbeat: what runs now, what was said of it, the thread that says it
+        self._running: dict[tuple[str, str], tuple[float, str]] = {}
+        self._heartbeat_said: dict[tuple[str, str], float] = {}
+        self._running_lock = threading.Lock()
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat_thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ heartbeat
+
+    def _heartbeat_every(self) -> float:
+        try:
+            return float(self.get_option("heartbeat") or 0)
+        except (KeyError, TypeError, ValueError):
+            return 30.0
+
+    def _heartbeat(self, every: float) -> None:
+        tick = min(1.0, every / 4)
+        while not self._heartbeat_stop.wait(tick):
+            with self._running_lock:
+                lines = still_running(self._running, self._heartbeat_said, time.monotonic(),
+                                      every)
+            for line in lines:
+                self._display.display(line)
+
+    def _run_started(self, host, task) -> None:
+        every = self._heartbeat_every()
+        if every <= 0:
+            return
+        with self._running_lock:
+            self._running[(host.get_name(), task._uuid)] = (time.monotonic(),
+                                                             task.get_name().strip())
+        if self._heartbeat_thread is None:
+            self._heartbeat_thread = threading.Thread(target=self._heartbeat, args=(every,),
+                                                      name="deploy_output-heartbeat",
+                                                      daemon=True)
+            self._heartbeat_thread.start()
+
+    def _run_ended(self, result) -> None:
+        try:
+            key = (result._host.get_name(), result._task._uuid)
+        except AttributeError:
+            return
+        with self._running_lock:
+            self._running.pop(key, None)
+            self._heartbeat_said.pop(key, None)
+
+    def v2_playbook_on_stats(self, stats) -> None:
+        self._heartbeat_stop.set()
+        with self._running_lock:
+            self._running.clear()
+        super().v2_playbook_on_stats(stats)
 
     # ------------------------------------------------------------------ timing
 
@@ -106,6 +189,7 @@ class CallbackModule(DefaultCallback):
 
     def v2_runner_on_start(self, host, task) -> None:
         self._started[(host.get_name(), task._uuid)] = time.monotonic()
+        self._run_started(host, task)
         super().v2_runner_on_start(host, task)
 
     def _elapsed(self, result, done: bool = True) -> str:
@@ -121,6 +205,8 @@ class CallbackModule(DefaultCallback):
         return took(time.monotonic() - start)
 
     def _timed(self, handler, result, *args, done: bool = True, **kwargs) -> None:
+        if done:
+            self._run_ended(result)
         display = self._display
         self._display = _TimedDisplay(display, self._elapsed(result, done))
         try:
@@ -133,6 +219,7 @@ class CallbackModule(DefaultCallback):
     def v2_runner_on_ok(self, result) -> None:
         if is_quiet(result._task) and not result._result.get("changed"):
             self._started.pop((result._host.get_name(), result._task._uuid), None)
+            self._run_ended(result)
             return
         self._timed(super().v2_runner_on_ok, result)
 
