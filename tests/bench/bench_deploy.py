@@ -279,22 +279,27 @@ def notes(result: dict) -> list[str]:
                    "connections to it and the old container drains and stops. The naive "
                    "baseline recreates the container (`up -d`), hence its failed probes on "
                    "every case that changes the running release.")
-    fixture = next((t for name, t in status.items() if name.startswith("fixture:")), None)
+    fixture = next((t for name, t in status.items()
+                    if name.startswith("fixture: changed deploy without")), None)
     run = bench_report.find(result["runs"], "fixture", "deploy", "changed")
     if fixture and fixture["status"] == "MISS" and run:
         spans = run.get("session_s", [])
         outside = run["wall_s"] - sum(spans)
+        startup = float(run.get("startup_s") or 0)
         out.append(
             f"- Fixture, changed deploy ({run['wall_s']:.0f} s): its {run['sessions']} sessions "
             f"lasted {' + '.join(f'{x:.0f}' for x in spans)} s and {outside:.0f} s passed "
-            "outside any session (ansible start, the source preflight and archive of the "
-            "checkout on the controller, task overhead). Besides the per-session cost and the "
-            f"transfer, the longest session holds the build ({run['build_s']:.0f} s), the "
-            "route gate (a one-off container importing the app), the db check and the new "
-            "container's own start beside the serving one (`sleep 10` + gunicorn) before it "
-            "answers; the smoke session then runs the app's contract against it (the "
-            "snapshot's exchange call) and the switch drains the old one. Those waits are "
-            "the app's, not round trips: the target, written for round trips, counts them.")
+            "outside them (the modeled StartSession and TerminateSession of each, ansible's "
+            "start, the source preflight and archive of the "
+            "checkout on the controller, about 0.2 s of ansible's own cost for each of some 25 "
+            "controller-side tasks). The longest session holds the build "
+            f"({run['build_s']:.0f} s) and the new container's own start beside the serving "
+            + (f"one ({startup:.0f} s from start until it answered health: the app's "
+               if startup else "one (the app's ")
+            + "`sleep 10` + gunicorn, a wait the model of round trips does not count). The "
+            "old container stops at once (its app processes get SIGTERM first; before that "
+            "fix the fixture's `sh -c` PID 1 ignored it and every switch waited out "
+            "`docker stop -t 30`: 116 s, 4.7x).")
     tree = next((t for name, t in status.items() if name.startswith("tree500:")), None)
     if tree:
         out.append("- tree500: the naive playbook's `ansible.builtin.copy` of a directory "

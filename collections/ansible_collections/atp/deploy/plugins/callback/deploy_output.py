@@ -16,6 +16,7 @@ DOCUMENTATION = r"""
 ---
 name: deploy_output
 type: stdout
+author: atp.deploy contributors (!UNKNOWN)
 short_description: The default output with a time on every result and quiet argument checks
 description:
   - Everything C(ansible.builtin.default) prints, with two changes.
@@ -142,11 +143,12 @@ class CallbackModule(DefaultCallback):
     def _heartbeat(self, every: float) -> None:
         tick = min(1.0, every / 4)
         while not self._heartbeat_stop.wait(tick):
-            with self._running_lock:
-                lines = still_running(self._running, self._heartbeat_said, time.monotonic(),
-                                      every)
-            for line in lines:
-                self._display.display(line)
+            with self._running_lock:  # held while printing: on_stats waits for a line to end
+                if self._heartbeat_stop.is_set():
+                    return
+                for line in still_running(self._running, self._heartbeat_said,
+                                          time.monotonic(), every):
+                    self._display.display(line)
 
     def _run_started(self, host, task) -> None:
         every = self._heartbeat_every()
@@ -172,7 +174,7 @@ class CallbackModule(DefaultCallback):
 
     def v2_playbook_on_stats(self, stats) -> None:
         self._heartbeat_stop.set()
-        with self._running_lock:
+        with self._running_lock:  # no "still running" line after this point
             self._running.clear()
         super().v2_playbook_on_stats(stats)
 

@@ -13,6 +13,7 @@ DOCUMENTATION = r"""
 ---
 name: rollout_summary
 type: aggregate
+author: atp.deploy contributors (!UNKNOWN)
 short_description: Closing summary per host of a deploy or rollback, and the deploy history
 description:
   - "After the play recap, prints C(<host>: <outcome>) for every host the deploy targeted, in

@@ -316,7 +316,8 @@ class Proxy:
         """Write the status when dirty, at most every status_interval; look at the upstream
         file now and then when no connection arrives."""
         wake = self._wake
-        assert wake is not None
+        if wake is None:  # start() makes it before the loop is created
+            raise RuntimeError("the status flusher runs only after start()")
         while True:
             try:
                 await asyncio.wait_for(wake.wait(), FILE_POLL)
