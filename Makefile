@@ -14,7 +14,7 @@ SANDBOX := PYTHONPATH=$(CURDIR)/sandbox $(BIN)/python -m atp_sandbox
 SANDBOX_INSTANCES ?= 1
 export SANDBOX_INSTANCES
 
-.PHONY: help setup sandbox-up sandbox-down sandbox-status demo test lint unit \
+.PHONY: help setup sandbox-up sandbox-down sandbox-status demo test lint sanity unit \
         sandbox-test integration molecule bench bench-short clean
 
 help: ## list targets
@@ -47,6 +47,13 @@ lint: setup ## yamllint, ansible-lint (production profile, offline), ruff
 	ANSIBLE_INVENTORY=/dev/null $(BIN)/ansible-lint
 	$(BIN)/ruff check .
 
+# ansible-test wants the collection as the working directory; pslint (PowerShell) and shellcheck
+# have nothing to check here and are not installed.
+sanity: setup ## ansible-test sanity of the atp.deploy collection (offline, the venv's Python)
+	cd collections/ansible_collections/atp/deploy && $(BIN)/ansible-test sanity \
+		--python $$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+		--skip-test pslint --skip-test shellcheck --color no
+
 unit: setup ## pytest unit tests of modules, filters, sandbox, sample app and the bench logic
 	$(BIN)/python -m pytest -q tests/unit tests/bench/test_bench_logic.py
 
@@ -60,7 +67,7 @@ molecule: sandbox-up ## molecule scenarios over aws_ssm in the sandbox
 	cd $(CURDIR) && $(SANDBOX) run -- $(BIN)/molecule test --all
 
 test: SANDBOX_INSTANCES = 4
-test: lint unit sandbox-test integration bench-short molecule ## everything CI runs (molecule last: it resets the sandbox)
+test: lint sanity unit sandbox-test integration bench-short molecule ## everything CI runs (molecule last: it resets the sandbox)
 
 # The benchmark has its own (fourth) sandbox instance; docs/benchmarks.md says what it measures.
 bench: SANDBOX_INSTANCES = 4

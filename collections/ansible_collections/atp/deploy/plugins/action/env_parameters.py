@@ -89,7 +89,7 @@ class ActionModule(ActionBase):
                         found[item["Name"]] = item["Value"]
                         types[item["Name"]] = item.get("Type", "SecureString")
             except Exception as exc:  # botocore errors; one line naming the parameters
-                if type(exc).__module__.split(".")[0] not in ("botocore", "boto3"):
+                if type(exc).__module__.split(".", maxsplit=1)[0] not in ("botocore", "boto3"):
                     raise
                 return {**result, **_fail(client_error_message(exc, names))}
         try:

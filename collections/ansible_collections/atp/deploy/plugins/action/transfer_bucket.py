@@ -136,7 +136,7 @@ class ActionModule(ActionBase):
                             f"{first.get('Code')}: the operator needs s3:DeleteObject there "
                             "(files/iam/operator-policy.json)")}
         except Exception as exc:  # botocore errors: one line, the bucket and prefix named
-            if type(exc).__module__.split(".")[0] not in ("botocore", "boto3"):
+            if type(exc).__module__.split(".", maxsplit=1)[0] not in ("botocore", "boto3"):
                 raise
             error = (getattr(exc, "response", None) or {}).get("Error", {})
             if not error:  # no answer at all: endpoint, network, credentials

@@ -155,8 +155,8 @@ class CallbackModule(DefaultCallback):
         if every <= 0:
             return
         with self._running_lock:
-            self._running[(host.get_name(), task._uuid)] = (time.monotonic(),
-                                                             task.get_name().strip())
+            self._running[(host.get_name(), task._uuid)] = (
+                time.monotonic(), task.get_name().strip())
         if self._heartbeat_thread is None:
             self._heartbeat_thread = threading.Thread(target=self._heartbeat, args=(every,),
                                                       name="deploy_output-heartbeat",

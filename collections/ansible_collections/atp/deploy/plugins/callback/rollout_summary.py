@@ -596,8 +596,8 @@ class CallbackModule(CallbackBase):
         cli: dict = {}
         with contextlib.suppress(Exception):
             args = context.CLIARGS
-            cli = {key: args.get(key) for key in ("inventory", "vault_ids",
-                                                   "vault_password_files", "ask_vault_pass")}
+            keys = ("inventory", "vault_ids", "vault_password_files", "ask_vault_pass")
+            cli = {key: args.get(key) for key in keys}
             cli["default_inventory"] = constants.DEFAULT_HOST_LIST
         playbook = repo_root(self._playbook_dir) / "playbooks" / ROLLBACK_PLAYBOOK
         shown = str(playbook) if playbook.is_file() else None

@@ -13,6 +13,7 @@ from ansible_collections.atp.deploy.plugins.module_utils import credentials, mas
 # ansible-core >= 2.19 / < 2.19 vault-encrypted scalar types (neither subclasses str).
 _VAULT_TYPES = ("EncryptedString", "AnsibleVaultEncryptedUnicode")
 
+
 def _plain(value: object) -> object:
     """Unwrap values that are not str/int/bool/None (e.g. vault-encrypted strings) to str."""
     if value is None or isinstance(value, (str, int)):

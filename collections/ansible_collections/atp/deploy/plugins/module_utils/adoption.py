@@ -150,7 +150,6 @@ def _is_sha(text: str) -> bool:
     return len(text) == 40 and all(c in "0123456789abcdef" for c in text)
 
 
-
 def zero_record(zero_id: str, chash: str, git_sha: str | None, image_id: str | None,
                 aside: str, when: str) -> dict:
     """The deploy.log line of release zero: a good release, so rollback can pick it."""

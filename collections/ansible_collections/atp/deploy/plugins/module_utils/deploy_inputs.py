@@ -13,6 +13,7 @@ compares them); this check runs first so an operator sees these lines, not a typ
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from collections.abc import Callable, Mapping
@@ -158,8 +159,9 @@ def integer(minimum: int | None = None, maximum: int | None = None,
             number = to_int(value)
         except Bad:
             raise Bad(words) from None
-        if (minimum is not None and number < minimum) or (maximum is not None
-                                                           and number > maximum):
+        too_low = minimum is not None and number < minimum
+        too_high = maximum is not None and number > maximum
+        if too_low or too_high:
             raise Bad(words)
         return number
     return check
@@ -176,7 +178,7 @@ def number(minimum: float, exclusive: bool = False, unit: str = "") -> Callable[
             result = float(value if isinstance(value, (int, float)) else _plain_str(value) or "x")
         except ValueError:
             raise Bad(words) from None
-        if result != result or result in (float("inf"), float("-inf")):  # nan, inf
+        if math.isnan(result) or math.isinf(result):
             raise Bad(words)
         if result < minimum or (exclusive and result == minimum):
             raise Bad(words)

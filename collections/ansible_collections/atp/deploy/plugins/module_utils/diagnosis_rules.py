@@ -136,8 +136,8 @@ def rule_stale_image(facts: dict) -> list[Finding]:
 def rule_proxy_upstream(facts: dict) -> list[Finding]:
     proxy = facts.get("proxy") or {}
     upstream = proxy.get("upstream") or ""
-    if not proxy.get("ids") or upstream.rpartition(":")[0] in {c.get("name")
-                                                                for c in _running(facts)}:
+    running = {c.get("name") for c in _running(facts)}
+    if not proxy.get("ids") or upstream.rpartition(":")[0] in running:
         return []
     port = facts.get("port")
     return [finding(

@@ -99,7 +99,6 @@ def select_release(history: list[dict], log_records: list[dict], current: str | 
 # --------------------------------------------------------------------------- docker
 
 
-
 def batches(refs: list[str], size: int = INSPECT_BATCH) -> list[list[str]]:
     return [refs[i:i + size] for i in range(0, len(refs), size)]
 
@@ -115,7 +114,7 @@ def parse_inspect_tags(stdout: str, wanted: list[str]) -> dict[str, str | None]:
         line = line.strip()
         if not line:
             continue
-        tags_text, _, image_id = line.rpartition(" ")
+        tags_text, _sep, image_id = line.rpartition(" ")
         try:
             tags = json.loads(tags_text) if tags_text else []
         except ValueError:

@@ -201,7 +201,7 @@ def env_of_link(rel: str, target: str | None) -> str | None:
         return LEGACY_ENV
     prefix = ENV_SETS_DIR + "/"
     if rest.startswith(prefix):
-        name, _, tail = rest[len(prefix):].partition("/")
+        name, _sep, tail = rest[len(prefix):].partition("/")
         if tail == rel and is_env_set(name):
             return name
     return None

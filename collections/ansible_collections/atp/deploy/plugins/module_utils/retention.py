@@ -67,7 +67,6 @@ def stale_partials(entries: list[tuple[str, float]], now: float,
     return sorted(stale)
 
 
-
 def classify_image_rm(rc: int, stdout: str, stderr: str) -> str:
     """Outcome of ``docker image rm``: removed, missing, in_use or error."""
     if rc == 0:

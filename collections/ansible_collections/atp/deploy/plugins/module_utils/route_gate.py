@@ -94,7 +94,7 @@ def parse_app_import(value: str) -> tuple[str, str]:
         raise GateConfigError(
             f"app_import must look like 'package.module:attribute' (e.g. app.main:app), got "
             f"{value!r}; set deploy_app_import to what gunicorn/uvicorn are given")
-    module, _, attr = value.partition(":")
+    module, _sep, attr = value.partition(":")
     return module, attr
 
 

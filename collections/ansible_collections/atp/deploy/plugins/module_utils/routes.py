@@ -121,7 +121,7 @@ def missing(expected: Iterable[object] | None, registered: Iterable[str]) -> lis
     strings, e.g. from keys()) does not hold; RouteError for a malformed expected entry."""
     have = set()
     for key in registered or []:
-        method, _, path = str(key).partition(" ")
+        method, _sep, path = str(key).partition(" ")
         if path:
             have.add(f"{method.upper()} {_strip(path)}")
     return [key for key in normalize_all(expected) if key not in have]

@@ -1067,7 +1067,7 @@ class _Checker:
 
     def _missing_imports(self) -> None:
         """An unconditional top-level import of an app module that is not in the checkout."""
-        package = self.app.main_module.split(".")[0]
+        package = self.app.main_module.split(".", maxsplit=1)[0]
         seen: set[str] = set()
         for dotted, line, guarded in self.app.main.imports:
             if guarded or dotted.split(".")[0] != package or dotted in seen:

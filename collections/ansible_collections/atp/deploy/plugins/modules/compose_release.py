@@ -732,7 +732,6 @@ def remove_proxy(dk: Docker, service: str, result: dict) -> None:
         result["proxy_removed"] = [c["name"] for c in proxies]
 
 
-
 def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_id: str,
                  before: list[dict], needs_switch: bool, zd: dict, result: dict,
                  untouched: str) -> None:
@@ -765,8 +764,8 @@ def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_
 
     def discard(why: list[str]) -> None:
         remove_containers(dk, [c["name"] for c in new])
-        dk.fail("\n".join([*why, f"the new container never received traffic and was removed; "
-                               f"{untouched}"]))
+        gone_note = f"the new container never received traffic and was removed; {untouched}"
+        dk.fail("\n".join([*why, gone_note]))
 
     if rc != 0:
         how = (f"did not finish within {p['command_timeout']}s" if rc == proc.TIMEOUT_RC

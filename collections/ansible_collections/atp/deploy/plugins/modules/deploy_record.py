@@ -202,7 +202,7 @@ class Pruner:
             for rid in protect:
                 linked.add(release_model.release_env(
                     release_model.release_path(self.app_root, rid)))
-            doomed = retention.select_env_prune([name for name, _ in entries], linked)
+            doomed = retention.select_env_prune([entry[0] for entry in entries], linked)
             doomed += env_layout.stale_partial_sets(entries)
         except OSError as exc:
             self.module.warn(f"not pruning env sets: reading {self.app_root} failed: {exc}")

@@ -5,28 +5,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atp.deploy.plugins.module_utils import (
-    diagnosis_env,
-    diagnosis_report,
-    diagnosis_routes,
-    diagnosis_rules,
-    docker_cmd,
-    docker_read,
-    fsutil,
-    masking,
-    proc,
-    release_model,
-    routes,
-    zero_downtime,
-)
-from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
-    MANIFEST_NAME,
-)
-
 DOCUMENTATION = r"""
 ---
 module: diagnose
@@ -241,6 +219,28 @@ deploy_log:
   elements: dict
 """
 
+import json  # noqa: E402
+import os  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
+    diagnosis_env,
+    diagnosis_report,
+    diagnosis_routes,
+    diagnosis_rules,
+    docker_cmd,
+    docker_read,
+    fsutil,
+    masking,
+    proc,
+    release_model,
+    routes,
+    zero_downtime,
+)
+from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
+    MANIFEST_NAME,
+)
+
 MAX_PROBED = 3
 MAX_READ = 1024 * 1024  # bytes of deploy.log / an env file read at most
 
@@ -349,7 +349,7 @@ class Docker:
         return docker_read.image_id(self.docker, ref, self.timeout)
 
     def routes(self, container: str, app_import: str) -> dict:
-        module_name, _, attr = app_import.partition(":")
+        module_name, _sep, attr = app_import.partition(":")
         argv = [self.docker, "exec", container, "python3", "-c", diagnosis_routes.ROUTE_PROBE,
                 module_name, attr or "app"]
         rc, out, err = self.run(argv)
@@ -369,7 +369,7 @@ class Docker:
             items = []
         pairs = []
         for item in items if isinstance(items, list) else []:
-            name, _, value = str(item).partition("=")
+            name, _sep, value = str(item).partition("=")
             pairs.append((name, value))
         return pairs
 
@@ -408,7 +408,7 @@ def check_params(module: AnsibleModule) -> list[str]:
         if not fsutil.is_plain_name(name):
             module.fail_json(msg=f"env_files must be plain file names like .env, got {name!r}; "
                              "fix env_files")
-    module_name, _, attr = p["app_import"].partition(":")
+    module_name, _sep, attr = p["app_import"].partition(":")
     if not module_name or not all(part.isidentifier() for part in module_name.split(".")) \
             or (attr and not attr.isidentifier()):
         module.fail_json(msg=f"app_import must look like app.main:app, got {p['app_import']!r}")

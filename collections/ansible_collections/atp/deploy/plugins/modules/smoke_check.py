@@ -388,7 +388,8 @@ ARGUMENT_SPEC = {
         "path": {"type": "str", "required": True},
         "expect_status": {"type": "raw"},
         "expect_json": {"type": "dict"},
-        "expect_json_keys": {"type": "list", "elements": "str"},
+        # names of JSON keys, not secrets (validate-modules: no-log-needed)
+        "expect_json_keys": {"type": "list", "elements": "str", "no_log": False},
         "timeout": {"type": "float"},
         "body": {"type": "raw"},
         "headers": {"type": "dict", "no_log": True},

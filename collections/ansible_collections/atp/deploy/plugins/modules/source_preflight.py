@@ -5,37 +5,6 @@
 
 from __future__ import annotations
 
-import os
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.atp.deploy.plugins.module_utils import routes
-from ansible_collections.atp.deploy.plugins.module_utils.compose_file import (
-    ComposeError,
-    compose_summary,
-)
-from ansible_collections.atp.deploy.plugins.module_utils.git_util import GitError
-from ansible_collections.atp.deploy.plugins.module_utils.release_archive import (
-    DEFAULT_EXCLUDES,
-    MIB,
-    ReleaseArchiveError,
-    build_archive,
-    is_excluded,
-    secrets_warning,
-    select_release,
-)
-from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (
-    build_manifest,
-    content_hash,
-)
-from ansible_collections.atp.deploy.plugins.module_utils.source_check import (
-    RouterCheck,
-    SourceCheckError,
-    check_routers,
-    git_state,
-    missing_files,
-    parse_expected_routes,
-)
-
 DOCUMENTATION = r"""
 ---
 module: source_preflight
@@ -332,6 +301,37 @@ archive_reused:
   returned: success
   type: bool
 """
+
+import os  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils import routes  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils.compose_file import (  # noqa: E402
+    ComposeError,
+    compose_summary,
+)
+from ansible_collections.atp.deploy.plugins.module_utils.git_util import GitError  # noqa: E402
+from ansible_collections.atp.deploy.plugins.module_utils.release_archive import (  # noqa: E402
+    DEFAULT_EXCLUDES,
+    MIB,
+    ReleaseArchiveError,
+    build_archive,
+    is_excluded,
+    secrets_warning,
+    select_release,
+)
+from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import (  # noqa: E402
+    build_manifest,
+    content_hash,
+)
+from ansible_collections.atp.deploy.plugins.module_utils.source_check import (  # noqa: E402
+    RouterCheck,
+    SourceCheckError,
+    check_routers,
+    git_state,
+    missing_files,
+    parse_expected_routes,
+)
 
 DEFAULT_REQUIRED_FILES = [
     "docker-compose.yml",

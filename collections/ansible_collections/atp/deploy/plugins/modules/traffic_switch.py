@@ -170,7 +170,6 @@ ARGUMENT_SPEC = {
 }
 
 
-
 class Switch:
     def __init__(self, module: AnsibleModule, result: dict):
         self.module = module
@@ -224,8 +223,8 @@ class Switch:
         if not names:
             return
         self.term_app_processes(names)
-        rc, out, _ = self.run(docker_cmd.stop(names, self.p["stop_timeout"], self.docker),
-                              timeout=self.p["stop_timeout"] + READ_TIMEOUT)
+        rc, out, _err = self.run(docker_cmd.stop(names, self.p["stop_timeout"], self.docker),
+                                 timeout=self.p["stop_timeout"] + READ_TIMEOUT)
         for name in names:
             self.run(docker_cmd.rm_force(name, self.docker))
         self.result["stopped"] = list(names)
@@ -237,7 +236,7 @@ class Switch:
         """A drained container whose PID 1 is a shell (``sh -c "sleep 10 && gunicorn ..."``)
         ignores docker stop's SIGTERM: its processes get it directly, so the app stops
         gracefully at once instead of being killed after stop_timeout."""
-        rc, out, _ = self.run(docker_cmd.inspect(names, self.docker))
+        rc, out, _err = self.run(docker_cmd.inspect(names, self.docker))
         try:
             found = docker_cmd.parse_inspect(out) if rc == 0 else []
         except ValueError:
@@ -313,15 +312,15 @@ class Switch:
             for proxy in proxies if stale else []:
                 self.run(docker_cmd.rm_force(proxy["name"], self.docker))
             if direct:
-                rc, out, _ = self.run(docker_cmd.stop(direct, p["stop_timeout"], self.docker),
-                                      timeout=p["stop_timeout"] + READ_TIMEOUT)
+                rc, out, _err = self.run(docker_cmd.stop(direct, p["stop_timeout"], self.docker),
+                                         timeout=p["stop_timeout"] + READ_TIMEOUT)
                 if rc != 0:
                     self.fail(f"stopping {', '.join(direct)} (it publishes port {p['port']}) "
                               f"failed (exit {rc}): {docker_cmd.first_line(out)}; traffic "
                               "was not switched")
             self.write_upstream(upstream)
             files = [p["compose_file"], docker_cmd.OVERRIDE_NAME]
-            rc, out, _ = self.run(docker_cmd.compose_start_proxy(
+            rc, out, _err = self.run(docker_cmd.compose_start_proxy(
                 p["project_name"], files, p["profile"], zero_downtime.proxy_name(service),
                 self.docker), timeout=READ_TIMEOUT * 3, cwd=release_dir)
             problem = (f"starting the proxy failed (exit {rc}): {docker_cmd.first_line(out)}"
