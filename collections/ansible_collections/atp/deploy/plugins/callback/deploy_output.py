@@ -123,12 +123,12 @@ class CallbackModule(DefaultCallback):
 
     def __init__(self) -> None:
         super().__init__()
-        self._started: dict[tuple[str, str], float] = {}
+        # what runs now, {(host, task uuid): (start, task name)}: the result lines' times and
+        # the heartbeat both read it; the heartbeat thread too, hence the lock
+        self._started: dict[tuple[str, str], tuple[float, str]] = {}
         self._task_started: dict[str, float] = {}
-        # the heartbeat: what runs now, what was said of it, the thread that says it
-        self._running: dict[tuple[str, str], tuple[float, str]] = {}
         self._heartbeat_said: dict[tuple[str, str], float] = {}
-        self._running_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
 
@@ -143,39 +143,27 @@ class CallbackModule(DefaultCallback):
     def _heartbeat(self, every: float) -> None:
         tick = min(1.0, every / 4)
         while not self._heartbeat_stop.wait(tick):
-            with self._running_lock:  # held while printing: on_stats waits for a line to end
+            with self._lock:  # held while printing: on_stats waits for a line to end
                 if self._heartbeat_stop.is_set():
                     return
-                for line in still_running(self._running, self._heartbeat_said,
+                for line in still_running(self._started, self._heartbeat_said,
                                           time.monotonic(), every):
                     self._display.display(line)
 
-    def _run_started(self, host, task) -> None:
+    def _start_heartbeat(self) -> None:
+        """The heartbeat thread, from the first task on (none when the option is 0)."""
+        if self._heartbeat_thread is not None:
+            return
         every = self._heartbeat_every()
-        if every <= 0:
-            return
-        with self._running_lock:
-            self._running[(host.get_name(), task._uuid)] = (
-                time.monotonic(), task.get_name().strip())
-        if self._heartbeat_thread is None:
-            self._heartbeat_thread = threading.Thread(target=self._heartbeat, args=(every,),
-                                                      name="deploy_output-heartbeat",
-                                                      daemon=True)
+        self._heartbeat_thread = threading.Thread(target=self._heartbeat, args=(every,),
+                                                  name="deploy_output-heartbeat", daemon=True)
+        if every > 0:
             self._heartbeat_thread.start()
-
-    def _run_ended(self, result) -> None:
-        try:
-            key = (result._host.get_name(), result._task._uuid)
-        except AttributeError:
-            return
-        with self._running_lock:
-            self._running.pop(key, None)
-            self._heartbeat_said.pop(key, None)
 
     def v2_playbook_on_stats(self, stats) -> None:
         self._heartbeat_stop.set()
-        with self._running_lock:  # no "still running" line after this point
-            self._running.clear()
+        with self._lock:  # no "still running" line after this point
+            self._started.clear()
         super().v2_playbook_on_stats(stats)
 
     # ------------------------------------------------------------------ timing
@@ -190,25 +178,28 @@ class CallbackModule(DefaultCallback):
         super().v2_playbook_on_task_start(task, is_conditional)
 
     def v2_runner_on_start(self, host, task) -> None:
-        self._started[(host.get_name(), task._uuid)] = time.monotonic()
-        self._run_started(host, task)
+        with self._lock:
+            self._started[(host.get_name(), task._uuid)] = (time.monotonic(),
+                                                            task.get_name().strip())
+        self._start_heartbeat()
         super().v2_runner_on_start(host, task)
 
     def _elapsed(self, result, done: bool = True) -> str:
+        """The time the result's task took on its host; done: it no longer runs there."""
         try:
             key = (result._host.get_name(), result._task._uuid)
         except AttributeError:
             return ""
-        start = self._started.get(key) or self._task_started.get(key[1])
+        with self._lock:
+            entry = self._started.pop(key, None) if done else self._started.get(key)
+            if done:
+                self._heartbeat_said.pop(key, None)
+        start = entry[0] if entry else self._task_started.get(key[1])
         if start is None:
             return ""
-        if done:
-            self._started.pop(key, None)
         return took(time.monotonic() - start)
 
     def _timed(self, handler, result, *args, done: bool = True, **kwargs) -> None:
-        if done:
-            self._run_ended(result)
         display = self._display
         self._display = _TimedDisplay(display, self._elapsed(result, done))
         try:
@@ -220,8 +211,7 @@ class CallbackModule(DefaultCallback):
 
     def v2_runner_on_ok(self, result) -> None:
         if is_quiet(result._task) and not result._result.get("changed"):
-            self._started.pop((result._host.get_name(), result._task._uuid), None)
-            self._run_ended(result)
+            self._elapsed(result)  # no longer runs; nothing shown
             return
         self._timed(super().v2_runner_on_ok, result)
 
