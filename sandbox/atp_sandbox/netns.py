@@ -56,9 +56,10 @@ def listen_in(pid: int, host: str, port: int) -> socket.socket:
     return sock
 
 
-def pump(a: socket.socket, b: socket.socket, on_bytes=None) -> None:
-    """Relay both directions until either side closes; calls on_bytes(up, down) at the end."""
-    counts = [0, 0]
+def pump(a: socket.socket, b: socket.socket, on_bytes=None, counts: list | None = None) -> None:
+    """Relay both directions until either side closes; calls on_bytes(up, down) at the end.
+    counts, when given, is the caller's [up, down] list, kept current while bytes flow."""
+    counts = counts if counts is not None else [0, 0]
 
     def one_way(src: socket.socket, dst: socket.socket, idx: int) -> None:
         try:

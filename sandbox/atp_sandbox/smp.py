@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import pty
@@ -157,7 +158,22 @@ def run_forward(session_id: str, record: dict, container_pid: int) -> int:
         busy = False
     except OSError:
         busy = True
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    # Relays still open, or closed but not yet logged: TerminateSession (SIGTERM) can land
+    # between a client's close and its relay's end; their bytes are logged before the exit.
+    open_relays: dict[int, list] = {}
+    relays_lock = threading.RLock()  # the SIGTERM handler may run while main holds it
+
+    def log_relay(key: int, up: int, down: int) -> None:
+        with relays_lock:  # held while writing: the exit waits for a relay's line
+            if open_relays.pop(key, None) is not None:
+                log_event("forward_bytes", PATHS, session=session_id, up=up, down=down)
+
+    def on_terminate(*_: object) -> None:
+        for key, counts in list(open_relays.items()):
+            log_relay(key, counts[0], counts[1])
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_terminate)
     print(f"\nStarting session with SessionId: {session_id}")
     print(f"Port {local_port} opened for sessionId {session_id}.")
     print("Waiting for connections...\n", flush=True)
@@ -177,10 +193,12 @@ def run_forward(session_id: str, record: dict, container_pid: int) -> int:
             conn.close()
             continue
 
-        def done(up: int, down: int) -> None:
-            log_event("forward_bytes", PATHS, session=session_id, up=up, down=down)
-
-        threading.Thread(target=netns.pump, args=(conn, upstream, done), daemon=True).start()
+        counts = [0, 0]
+        key = id(counts)
+        with relays_lock:
+            open_relays[key] = counts
+        threading.Thread(target=netns.pump, daemon=True,
+                         args=(conn, upstream, functools.partial(log_relay, key), counts)).start()
 
 
 def main(argv: list[str]) -> int:

@@ -130,6 +130,29 @@ def test_forward_to_instance_loopback(instance_http_server, boto_session, sandbo
     assert len(of_kind(new, "terminate_session", session=session_id)) == 1, mine
 
 
+def test_bytes_of_a_relay_still_open_at_terminate_are_logged(instance_http_server, boto_session,
+                                                             sandbox_env, events):
+    """TerminateSession while a client still holds its connection: the relay has not ended,
+    and its bytes are still in the event log (they were lost when SIGTERM won that race)."""
+    port = free_port()
+    offset = events.offset()
+    with forward_session(boto_session, sandbox_env, port) as (session_id, proc, terminate):
+        proc.wait_for_output("Waiting for connections", timeout=20)
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as client:
+            client.sendall(f"GET /{MARKER} HTTP/1.0\r\n\r\n".encode())
+            answer = b""
+            while chunk := client.recv(65536):  # the server's close ends the answer
+                answer += chunk
+            assert b"instance" in answer, answer
+            terminate()  # the client side is still open: the relay is still running
+            assert proc.wait_exit(timeout=10) is not None, "plugin still running after terminate"
+    new = events.wait_for(offset, lambda e: e.get("kind") == "forward_bytes"
+                          and e.get("session") == session_id, timeout=5)
+    relayed = of_kind(new, "forward_bytes", session=session_id)
+    assert len(relayed) == 1, for_sessions(new, session_id)
+    assert relayed[0]["up"] >= len(MARKER) and relayed[0]["down"] >= len(answer), relayed
+
+
 def test_busy_local_port_is_silently_hijacked(instance_http_server, boto_session, sandbox_env,
                                               events):
     """The seed incident's hazard: the plugin reports the port opened although another
