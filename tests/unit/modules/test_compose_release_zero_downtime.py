@@ -113,13 +113,19 @@ def test_the_release_starts_beside_the_serving_container_and_is_returned(
     setup_docker(docker, port)
     docker.add_container(id="c-old", image_id="sha256:old", image=f"{REPO}:{old}",
                          ports=[port])
+    before = time.time()
     result = zd_compose(app_root, new, port)
     assert "failed" not in result, result.get("msg")
     image_id = docker.load()["images"][f"{REPO}:{new}"]
     assert result["changed"] is True and result["built"] is True
+    started_at = result["candidate"].pop("started_at")
+    assert before <= started_at <= time.time()
     assert result["candidate"] == {"id": result["container_id"], "name": NEW_NAME,
                                    "url": f"http://127.0.0.1:{port}",
-                                   "upstream": f"{NEW_NAME}:{port}"}
+                                   "upstream": f"{NEW_NAME}:{port}",
+                                   "health_url": f"http://127.0.0.1:{port}/api/health",
+                                   "answering": True, "release_id": new,
+                                   "service": "backend-aws"}
     assert result["old_containers"] == [OLD_NAME]
     assert result["topology"] == "direct"
     assert "/api/health" in seen                       # the candidate was really asked

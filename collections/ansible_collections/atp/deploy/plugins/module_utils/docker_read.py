@@ -8,7 +8,7 @@ A failed read raises DockerReadError with the bare problem; each module words it
 
 from __future__ import annotations
 
-from ansible_collections.atp.deploy.plugins.module_utils import docker_cmd, proc
+from ansible_collections.atp.deploy.plugins.module_utils import docker_cmd, proc, route_gate
 
 
 class DockerReadError(Exception):
@@ -58,3 +58,14 @@ def containers(docker: str, timeout: float, project: str | None = None,
         return docker_cmd.parse_inspect(out)
     except ValueError as exc:
         raise DockerReadError(str(exc), "parse") from exc
+
+
+def log_tail(docker: str, container: str, lines: int, timeout: float) -> list[str]:
+    """The last `lines` lines a container logged (stdout and stderr), passwords in URLs
+    masked, long lines shortened; [] when docker cannot say."""
+    rc, out, _err = proc.run(docker_cmd.logs_tail(container, lines, docker), timeout=timeout,
+                             merge_stderr=True)
+    if rc != 0:
+        return []
+    text = [route_gate.mask_urls(line.rstrip()) for line in out.splitlines() if line.strip()]
+    return [docker_cmd.short_line(line) for line in text[-lines:]]

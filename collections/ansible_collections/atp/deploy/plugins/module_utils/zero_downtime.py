@@ -22,8 +22,10 @@ run the commands.
 from __future__ import annotations
 
 import os
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 from ansible_collections.atp.deploy.plugins.module_utils import tcp_proxy
 
@@ -144,6 +146,31 @@ def http_status(url: str, timeout: float) -> int | None:
         return exc.code
     except (OSError, ValueError):
         return None
+
+
+def wait_answering(url: str, timeout: float, state: Callable[[], dict | None],
+                   interval: float = 0.5) -> str | None:
+    """None once GET url answers 2xx/3xx; else what went wrong: the container exited, was
+    restarted or is gone (``state()`` returns its inspect record, None when gone, polled
+    between tries) or it did not answer within timeout seconds. Both the module that starts
+    the new container and the smoke checks (which wait for it in their own session, while
+    the app starts) use it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = http_status(url, timeout=min(5.0, max(timeout, 1)))
+        if status is not None and 200 <= status < 400:
+            return None
+        now = state()
+        if not now or not now.get("running"):
+            code = now.get("exit_code") if now else "gone"
+            return f"exited (code {code}) before it answered {url}"
+        if now.get("restart_count", 0) > 0:
+            return f"restarted {now['restart_count']} time(s) before it answered {url}"
+        if time.monotonic() >= deadline:
+            seen = f"HTTP {status}" if status is not None else "no answer"
+            return (f"did not answer {url} with 2xx/3xx within {timeout}s "
+                    f"(deploy_candidate_timeout), last: {seen}")
+        time.sleep(interval)
 
 
 def container_url(container: dict, target: int, networks: list[str] | None = None) -> str | None:

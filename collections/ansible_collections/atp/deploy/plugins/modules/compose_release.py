@@ -146,6 +146,15 @@ options:
       then it is removed and the task fails, traffic untouched.
     type: int
     default: 180
+  wait_candidate:
+    description:
+      - Zero-downtime; wait here until the new container answers I(health_path) (removing it
+        when it exits, restarts or does not answer within I(candidate_timeout)).
+      - false returns it once started (C(candidate.answering=false)); the next task waits for
+        C(candidate.health_url) (M(atp.deploy.smoke_check) O(atp.deploy.smoke_check#module:candidate)),
+        so the app's start-up overlaps the opening of that task's SSM session.
+    type: bool
+    default: true
 notes:
   - Supports check mode; it then only runs read-only docker commands (image inspect, ps,
     inspect) and reports C(would_build), C(would_activate), C(would_check_routes) and
@@ -230,8 +239,10 @@ dependencies:
             health: healthy}]
 candidate:
   description: "Zero-downtime: the new container, running beside the old one and answering
-    health, not yet receiving traffic - C(id), C(name), C(url) (its own address, for the
-    smoke checks), C(upstream) (C(name:port) for the proxy); null when nothing was started."
+    health (C(answering); false with I(wait_candidate=false): started, not yet waited for),
+    not yet receiving traffic - C(id), C(name), C(url) (its own address, for the smoke
+    checks), C(upstream) (C(name:port) for the proxy), C(health_url), C(started_at) (epoch
+    seconds), C(release_id), C(service); null when nothing was started."
   returned: always
   type: dict
 old_containers:
@@ -335,12 +346,7 @@ class Docker:
             return []
 
     def log_tail(self, container: str, lines: int) -> list[str]:
-        rc, out, _err = proc.run(docker_cmd.logs_tail(container, lines, self.docker),
-                                 timeout=READ_TIMEOUT, merge_stderr=True)
-        if rc != 0:
-            return []
-        text = [route_gate.mask_urls(line.rstrip()) for line in out.splitlines() if line.strip()]
-        return [docker_cmd.short_line(line) for line in text[-lines:]]
+        return docker_read.log_tail(self.docker, container, lines, READ_TIMEOUT)
 
     def fail(self, msg: str) -> None:
         self.module.fail_json(msg=msg, **self.result)
@@ -371,6 +377,7 @@ ARGUMENT_SPEC = {
     "proxy_image": {"type": "str", "default": ""},
     "health_path": {"type": "str", "default": "/api/health"},
     "candidate_timeout": {"type": "int", "default": 180},
+    "wait_candidate": {"type": "bool", "default": True},
     **deploy_lock.MODULE_ARGS,
 }
 
@@ -756,6 +763,7 @@ def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_
     before = running
     argv = docker_cmd.compose_scale_up(project, files, p["profile"], service,
                                        len(running) + 1, dk.docker)
+    started_at = round(time.time(), 3)
     rc, out, _err = proc.run(argv, cwd=release_dir, timeout=p["command_timeout"],
                              merge_stderr=True)
     after = dk.service_containers(service)
@@ -785,8 +793,15 @@ def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_
         discard([f"the new container {cand['name']} runs image {cand['image_id']}, expected "
                  f"{image_id} (release {rid}); check the service's image in the compose files"])
     url = zero_downtime.container_url(cand, zd["target"], zd["networks"])
-    if url:
-        problem = wait_answering(dk, cand, url + p["health_path"], p["candidate_timeout"])
+    if url and p["wait_candidate"]:
+        def state() -> dict | None:
+            return next((c for c in dk.service_containers(cand["service"])
+                         if c["id"] == cand["id"]), None)
+
+        problem = zero_downtime.wait_answering(url + p["health_path"], p["candidate_timeout"],
+                                               state)
+    elif url:
+        problem = None  # the smoke checks wait for it (candidate.health_url), in their session
     elif not cand["running"]:
         # A container that stopped at once has no address: say it exited, with its log.
         problem = f"exited (code {cand.get('exit_code')}) before it answered {p['health_path']}"
@@ -798,30 +813,12 @@ def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_
         discard([f"the new container of release {rid} ({cand['name']}) {problem}",
                  *(f"  {line}" for line in tail)])
     result.update(candidate={"id": cand["id"], "name": cand["name"], "url": url,
-                             "upstream": f"{cand['name']}:{zd['target']}"},
+                             "upstream": f"{cand['name']}:{zd['target']}",
+                             "health_url": url + p["health_path"], "started_at": started_at,
+                             "answering": p["wait_candidate"], "release_id": rid,
+                             "service": service},
                   old_containers=[c["name"] for c in running], recreated=True,
                   container_id=cand["id"], container_name=cand["name"])
-
-
-def wait_answering(dk: Docker, cand: dict, url: str, timeout: int) -> str | None:
-    """None once GET url answers 2xx/3xx; else what went wrong (exited, restarted, timeout)."""
-    deadline = time.monotonic() + timeout
-    status = None
-    while True:
-        status = zero_downtime.http_status(url, timeout=min(5.0, max(timeout, 1)))
-        if status is not None and 200 <= status < 400:
-            return None
-        now = [c for c in dk.service_containers(cand["service"]) if c["id"] == cand["id"]]
-        if not now or not now[0]["running"]:
-            code = now[0].get("exit_code") if now else "gone"
-            return f"exited (code {code}) before it answered {url}"
-        if now and now[0]["restart_count"] > 0:
-            return f"restarted {now[0]['restart_count']} time(s) before it answered {url}"
-        if time.monotonic() >= deadline:
-            seen = f"HTTP {status}" if status is not None else "no answer"
-            return (f"did not answer {url} with 2xx/3xx within {timeout}s "
-                    f"(deploy_candidate_timeout), last: {seen}")
-        time.sleep(0.5)
 
 
 if __name__ == "__main__":

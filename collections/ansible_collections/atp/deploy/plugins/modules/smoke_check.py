@@ -151,6 +151,24 @@ options:
         everything returned (bodies, log lines, messages), and the deploy lock file is
         C(<app_root>/.deploy.lock). Omitted, nothing is masked.
     type: path
+  candidate:
+    description:
+      - "Zero-downtime: the new container as M(atp.deploy.compose_release) returned it with
+        C(wait_candidate=false) (C(id), C(name), C(health_url), C(started_at), ...). Before the
+        checks, wait until it answers C(health_url) 2xx/3xx; fail at once, with the last
+        O(candidate_log_lines) lines of its log, when it exits or restarts, and after
+        O(candidate_timeout) seconds without an answer. The caller then removes it (it never
+        received traffic)."
+      - Omitted, or with C(answering=true) (already waited for), the checks start at once.
+    type: dict
+  candidate_timeout:
+    description: Seconds (at least 1) the new container may take to answer C(candidate.health_url).
+    type: int
+    default: 180
+  candidate_log_lines:
+    description: Lines of the new container's log shown when it failed to start.
+    type: int
+    default: 15
 notes:
   - Supports check mode (it is read-only and runs the same way).
 """
@@ -273,9 +291,22 @@ attempts:
   returned: always
   type: int
 elapsed:
-  description: Seconds spent.
+  description: Seconds spent on the checks (after the wait for O(candidate)).
   returned: always
   type: float
+candidate_waited:
+  description: Seconds this task waited for O(candidate) to answer its health URL.
+  returned: when O(candidate) was waited for
+  type: float
+candidate_up:
+  description: Seconds from the start of O(candidate) (C(started_at)) until it answered
+    (the app's own start-up; part of it passed while this task's session opened).
+  returned: when O(candidate) was waited for and has C(started_at)
+  type: float
+candidate_failed:
+  description: true when O(candidate) exited, restarted or did not answer in time.
+  returned: failure
+  type: bool
 """
 
 import json  # noqa: E402
@@ -294,6 +325,7 @@ from ansible_collections.atp.deploy.plugins.module_utils import (  # noqa: E402
     proc,
     routes,
     smoke,
+    zero_downtime,
 )
 
 DOCKER_TIMEOUT = 10.0
@@ -407,6 +439,9 @@ ARGUMENT_SPEC = {
     "project_name": {"type": "str"},
     "service": {"type": "str"},
     "app_root": {"type": "path"},
+    "candidate": {"type": "dict"},
+    "candidate_timeout": {"type": "int", "default": 180},
+    "candidate_log_lines": {"type": "int", "default": 15},
     **deploy_lock.MODULE_ARGS,
 }
 
@@ -458,6 +493,46 @@ def read_error_log(module: AnsibleModule, project: str | None, service: str | No
             "per_minute": smoke.error_rate(lines, window), "window_seconds": round(window, 1)}
 
 
+def wait_for_candidate(module: AnsibleModule, p: dict, base: dict) -> None:
+    """Wait until the new container answers its health URL (the app starts while this
+    task's session opens); fail with its log tail when it exits, restarts or stays silent."""
+    cand = p["candidate"] or {}
+    if cand.get("answering", False):
+        return
+    missing = [k for k in ("id", "name", "health_url") if not cand.get(k)]
+    if missing or p["candidate_timeout"] < 1:
+        module.fail_json(msg=f"candidate must be compose_release's candidate (id, name, "
+                         f"health_url) and candidate_timeout >= 1, got keys "
+                         f"{sorted(cand)} and {p['candidate_timeout']}; pass "
+                         "compose_release_result.candidate", **base)
+    docker = module.get_bin_path("docker")
+    service = cand.get("service") or p["service"]
+
+    def state() -> dict | None:
+        if not docker or not p["project_name"] or not service:
+            return {"running": True}  # docker cannot say: wait for the answer alone
+        try:
+            found = docker_read.containers(docker, DOCKER_TIMEOUT, p["project_name"], service,
+                                           retry_vanished=True)
+        except docker_read.DockerReadError:
+            return {"running": True}
+        return next((c for c in found if c["id"] == cand["id"]), None)
+
+    start = time.monotonic()
+    problem = zero_downtime.wait_answering(cand["health_url"], p["candidate_timeout"], state)
+    base["candidate_waited"] = round(time.monotonic() - start, 1)
+    if cand.get("started_at"):
+        base["candidate_up"] = round(max(time.time() - float(cand["started_at"]), 0.0), 1)
+    if problem:
+        lines = max(p["candidate_log_lines"], 1)
+        tail = docker_read.log_tail(docker, cand["name"], lines, DOCKER_TIMEOUT) if docker else []
+        release = cand.get("release_id") or "the release"
+        module.fail_json(msg="\n".join([f"the new container of release {release} "
+                                        f"({cand['name']}) {problem}",
+                                        *(f"  {line}" for line in tail)]),
+                         candidate_failed=True, **base)
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
@@ -484,6 +559,9 @@ def main() -> None:
     if p["max_body_bytes"] < 1024 or p["request_timeout"] <= 0:
         module.fail_json(msg=f"max_body_bytes must be >= 1024 and request_timeout > 0, got "
                          f"{p['max_body_bytes']} and {p['request_timeout']}; fix them", **base)
+
+    if p["candidate"]:
+        wait_for_candidate(module, p, base)
 
     interval = max(float(p["interval"]), 0.05)
     started_at = time.time()
@@ -528,7 +606,8 @@ def main() -> None:
            "summary": summary, "warning_lines": warnings,
            "missing_routes": routes_result["missing"] if routes_result else [],
            "routes_registered": routes_result["registered"] if routes_result else None,
-           "error_log": log, "stopped": stop, "attempts": attempts, "elapsed": elapsed}
+           "error_log": log, "stopped": stop, "attempts": attempts, "elapsed": elapsed,
+           **{k: base[k] for k in ("candidate_waited", "candidate_up") if k in base}}
     failed = [r for r in results if not r["ok"]]
     log_failure = smoke.error_log_failure(log) if log else None
     if failed or log_failure:
