@@ -50,6 +50,7 @@ lint: setup ## yamllint, ansible-lint (production profile, offline), ruff
 # ansible-test wants the collection as the working directory; pslint (PowerShell) and shellcheck
 # have nothing to check here and are not installed.
 sanity: setup ## ansible-test sanity of the atp.deploy collection (offline, the venv's Python)
+	$(BIN)/python scripts/sanity_get_pip.py --install-cache
 	cd collections/ansible_collections/atp/deploy && $(BIN)/ansible-test sanity \
 		--python $$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
 		--skip-test pslint --skip-test shellcheck --color no

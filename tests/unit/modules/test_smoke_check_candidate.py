@@ -16,18 +16,19 @@ import pytest
 from ansible_collections.atp.deploy.plugins.module_utils import zero_downtime
 from ansible_collections.atp.deploy.plugins.modules import smoke_check
 
+from . import test_compose_release_zero_downtime as zd
 from .module_runner import run_module
-from .test_compose_release_zero_downtime import (  # noqa: F401 (fixtures)
+from .test_compose_release_zero_downtime import (
     NEW_NAME,
     OLD_NAME,
     REPO,
     backend,
-    dead_port,
-    health,
-    releases,
     setup_docker,
     zd_compose,
 )
+
+dead_port = zd.dead_port  # fixtures shared with the compose_release tests
+releases = zd.releases
 
 PROJECT = "automated-trading-platform"
 CHECKS = [{"name": "health", "path": "/api/health", "expect_status": 200}]

@@ -150,9 +150,9 @@ options:
     description:
       - Zero-downtime; wait here until the new container answers I(health_path) (removing it
         when it exits, restarts or does not answer within I(candidate_timeout)).
-      - false returns it once started (C(candidate.answering=false)); the next task waits for
-        C(candidate.health_url) (M(atp.deploy.smoke_check) O(atp.deploy.smoke_check#module:candidate)),
-        so the app's start-up overlaps the opening of that task's SSM session.
+      - false returns it once started (C(candidate.answering=false)); the next task waits
+        for C(candidate.health_url) (O(atp.deploy.smoke_check#module:candidate)), so the
+        app's start-up overlaps the opening of that task's SSM session.
     type: bool
     default: true
 notes:
