@@ -292,10 +292,11 @@ def notes(result: dict) -> list[str]:
             "outside them (the modeled StartSession and TerminateSession of each, ansible's "
             "start, the source preflight and archive of the "
             "checkout on the controller, about 0.2 s of ansible's own cost for each of some 25 "
-            "controller-side tasks). The longest session holds the build "
-            f"({run['build_s']:.0f} s) and the new container's own start beside the serving "
-            + (f"one ({startup:.0f} s from start until it answered health: the app's "
-               if startup else "one (the app's ")
+            "controller-side tasks). The third session holds the build "
+            f"({run['build_s']:.0f} s) and starts the new container beside the serving one; "
+            "its start-up goes on while the smoke session opens, which then waits for it "
+            + (f"({startup:.0f} s from start until it answered health: the app's "
+               if startup else "(the app's ")
             + "`sleep 10` + gunicorn, a wait the model of round trips does not count). The "
             "old container stops at once (its app processes get SIGTERM first; before that "
             "fix the fixture's `sh -c` PID 1 ignored it and every switch waited out "
