@@ -138,6 +138,13 @@ BAD_VARIABLES = [
     ("deploy_dependency_timeout=soon", "deploy_dependency_timeout: expected a whole number of "
      "seconds >= 1"),
     ("deploy_require_clean_git=maybe", "deploy_require_clean_git: expected true or false"),
+    ("deploy_zero_downtime=maybe", "deploy_zero_downtime: expected true or false"),
+    ("deploy_candidate_timeout=3m", "deploy_candidate_timeout: expected a whole number of "
+     "seconds >= 1, saw '3m': "),
+    ("smoke_timeout=200",  # + the sandbox's deploy_candidate_timeout 180 >= its SSM cap 300
+     "smoke_timeout: expected the smoke step (deploy_candidate_timeout 180 + smoke_timeout 200) "
+     "to take fewer seconds than ansible_aws_ssm_timeout (300, "),
+    ("deploy_health_path=api/health", "deploy_health_path: expected a URL path starting with /"),
     ("deploy_break_lock=maybe", "deploy_break_lock: expected true or false"),
     ("deploy_allow_exchange_unreachable=perhaps",
      "deploy_allow_exchange_unreachable: expected true or false"),

@@ -34,6 +34,12 @@ GOOD = {
     "deploy_build_log_lines": [15, "3"],
     "deploy_route_gate_timeout": [120, "1"],
     "deploy_dependency_timeout": [180, "1"],
+    "deploy_candidate_timeout": [180, "1"],
+    "deploy_switch_timeout": [20, "1"],
+    "deploy_drain_timeout": [30, "0"],
+    "deploy_stop_timeout": [30, 0],
+    "deploy_health_path": ["/api/health", "/ping_fast", "/health?full=1"],
+    "deploy_proxy_image": ["", "haproxy:2.8", "registry.local:5000/atp/proxy@sha256:ab12"],
     "deploy_app_import": ["app.main:app", "main:application"],
     "diagnose_app_import": ["app.main:app"],
     "deploy_expected_routes": [["GET /api/health", "POST /api/portfolio/refresh"], []],
@@ -119,6 +125,16 @@ BAD = [
     ("deploy_build_log_lines", 2, "3-1000"),
     ("deploy_route_gate_timeout", 0, "seconds >= 1, saw 0"),
     ("deploy_dependency_timeout", -1, "saw -1"),
+    ("deploy_candidate_timeout", 0, "saw 0"),
+    ("deploy_candidate_timeout", "3m", "saw '3m'"),
+    ("deploy_switch_timeout", 0, "saw 0"),
+    ("deploy_drain_timeout", -1, "saw -1"),
+    ("deploy_stop_timeout", "30s", "saw '30s'"),
+    ("deploy_health_path", "api/health", "expected a URL path starting with /"),
+    ("deploy_health_path", "/api/ health", "saw '/api/ health'"),
+    ("deploy_health_path", "", "saw ''"),
+    ("deploy_proxy_image", "haproxy 2.8", "expected an image reference"),
+    ("deploy_proxy_image", "-x", "saw '-x'"),
     ("deploy_dependency_timeout", "3m", "saw '3m'"),
     ("deploy_app_import", "app.main", "package.module:attribute"),
     ("deploy_app_import", "app/main.py:app", "saw 'app/main.py:app'"),
@@ -341,6 +357,33 @@ def test_lock_ttl_must_outlive_the_smoke_checks():
     assert line.startswith("deploy_lock_ttl: expected more seconds than the slowest single step "
                            "(smoke_check: smoke_timeout 600), saw 600: ")
     assert di.check_inputs({"smoke_timeout": 90, "deploy_lock_ttl": 91}) == []
+
+
+def test_lock_ttl_counts_the_wait_for_the_new_container_in_the_smoke_step():
+    """Zero-downtime: the smoke task waits for the new container, then checks."""
+    values = {"smoke_timeout": 600, "deploy_candidate_timeout": 300}
+    line = one_line({**values, "deploy_lock_ttl": 900})
+    assert line.startswith("deploy_lock_ttl: expected more seconds than the slowest single step "
+                           "(smoke_check: deploy_candidate_timeout 300 + smoke_timeout 600), "
+                           "saw 900: pass -e deploy_lock_ttl=1800 ")
+    assert di.check_inputs({**values, "deploy_lock_ttl": 901}) == []
+    # recreate (zero-downtime off): no wait for a new container
+    assert di.check_inputs({**values, "deploy_zero_downtime": "false",
+                            "deploy_lock_ttl": 601}) == []
+
+
+def test_the_smoke_step_must_fit_in_one_ssm_call():
+    values = {**BUCKET, "ansible_aws_ssm_timeout": 300, "deploy_candidate_timeout": 180}
+    assert di.check_inputs({**values, "smoke_timeout": 119}, ssm=True) == []
+    problems = di.check_inputs({**values, "smoke_timeout": 120}, ssm=True)
+    assert problems == [
+        "smoke_timeout: expected the smoke step (deploy_candidate_timeout 180 + smoke_timeout "
+        "120) to take fewer seconds than ansible_aws_ssm_timeout (300, which caps one remote "
+        "call), saw 300: lower smoke_timeout or deploy_candidate_timeout, or raise "
+        "ansible_aws_ssm_timeout in group_vars/backend/connection.yml"]
+    assert LINE_RE.match(problems[0]) and FIX_RE.search(problems[0])
+    # not over SSM: no cap
+    assert di.check_inputs({**values, "smoke_timeout": 600}) == []
 
 
 def test_lock_ttl_cross_check_needs_good_values():

@@ -423,11 +423,15 @@ def _example(name: str, value: str) -> str:
     return f"pass e.g. -e {name}={value} (or leave it unset for the default)"
 
 
+HEALTH_PATH_RE = re.compile(r"^/[!-~]*$")
+IMAGE_REF_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._/:@-]*)?$")
+
 BOOLEANS = (
     "deploy_require_clean_git", "deploy_skip_router_check", "deploy_allow_missing_credentials",
     "deploy_env_replace", "deploy_route_gate", "deploy_allow_exchange_unreachable",
     "deploy_break_lock", "deploy_transfer_require_kms", "deploy_rename_project",
     "smoke_check_health_only", "diagnose_fail_on_drift", "rollback_list",
+    "deploy_zero_downtime",
 )
 
 RULES: tuple[Rule, ...] = (
@@ -457,6 +461,20 @@ RULES: tuple[Rule, ...] = (
     Rule("deploy_dependency_timeout", integer(1, None, "seconds"),
          _example("deploy_dependency_timeout", "180")),
     Rule("deploy_app_import", app_import, _example("deploy_app_import", "app.main:app")),
+    # zero-downtime: the new container's start, the switch, the old container's drain and stop
+    Rule("deploy_candidate_timeout", integer(1, None, "seconds"),
+         _example("deploy_candidate_timeout", "180")),
+    Rule("deploy_switch_timeout", integer(1, None, "seconds"),
+         _example("deploy_switch_timeout", "20")),
+    Rule("deploy_drain_timeout", integer(0, None, "seconds"),
+         _example("deploy_drain_timeout", "30")),
+    Rule("deploy_stop_timeout", integer(0, None, "seconds"),
+         _example("deploy_stop_timeout", "30")),
+    Rule("deploy_health_path", matching(HEALTH_PATH_RE, "a URL path starting with /"),
+         _example("deploy_health_path", "/api/health")),
+    Rule("deploy_proxy_image", matching(IMAGE_REF_RE, "an image reference (no spaces) or "
+                                        "empty for the release image"),
+         "pass e.g. -e deploy_proxy_image=haproxy:2.8, or leave it unset"),
     Rule("diagnose_app_import", app_import, _example("diagnose_app_import", "app.main:app")),
     Rule("deploy_expected_routes", expected_routes,
          "fix the item, e.g. 'GET /api/portfolio/snapshot'; pass a list with -e '{...}'"),
@@ -572,6 +590,13 @@ def _cross_problems(good: Mapping[str, object], ssm: bool) -> list[str]:
             f"({ssm_timeout}, which caps the whole build-and-activate call), saw {build}: pass "
             f"-e deploy_build_timeout={max(30, ssm_timeout - 60)} or raise "
             "ansible_aws_ssm_timeout in group_vars/backend/connection.yml")
+    smoke = _smoke_step(good)
+    if ssm and smoke and isinstance(ssm_timeout, int) and smoke[0] >= ssm_timeout:
+        problems.append(
+            f"smoke_timeout: expected the smoke step ({smoke[1]}) to take fewer seconds than "
+            f"ansible_aws_ssm_timeout ({ssm_timeout}, which caps one remote call), saw "
+            f"{smoke[0]}: lower smoke_timeout or deploy_candidate_timeout, or raise "
+            "ansible_aws_ssm_timeout in group_vars/backend/connection.yml")
     problems.extend(_lock_ttl_problems(good))
     total = good.get("deploy_archive_max_mb")
     per_file = good.get("deploy_archive_max_file_mb")
@@ -587,7 +612,8 @@ def _lock_ttl_problems(good: Mapping[str, object]) -> list[str]:
 
     compose_release renews before and after the build, then runs the route gate, the
     dependency wait and up (each bounded by its timeout; up by deploy_build_timeout) without a
-    renewal; smoke_check renews once, then checks for up to smoke_timeout. A ttl not above
+    renewal; smoke_check renews once, then waits for the new container (zero-downtime, up to
+    deploy_candidate_timeout) and checks for up to smoke_timeout. A ttl not above
     that lets the next deploy take the lock over from a run that is still working. Only the
     variables that are set (and passed their own rule) count; ttl unset: nothing to compare.
     """
@@ -602,9 +628,9 @@ def _lock_ttl_problems(good: Mapping[str, object]) -> list[str]:
     if parts:
         steps.append((sum(good[name] for name in parts), " + ".join(
             f"{name} {good[name]}" for name in parts), "compose_release"))
-    smoke = good.get("smoke_timeout")
-    if isinstance(smoke, int):
-        steps.append((smoke, f"smoke_timeout {smoke}", "smoke_check"))
+    smoke = _smoke_step(good)
+    if smoke:
+        steps.append((*smoke, "smoke_check"))
     if not steps:
         return []
     slowest, words, step = max(steps, key=lambda item: item[0])
@@ -613,6 +639,18 @@ def _lock_ttl_problems(good: Mapping[str, object]) -> list[str]:
     return [f"deploy_lock_ttl: expected more seconds than the slowest single step ({step}: "
             f"{words}), saw {ttl}: pass -e deploy_lock_ttl={max(DEFAULT_TTL, slowest + 300)} "
             "or lower those timeouts"]
+
+
+def _smoke_step(good: Mapping[str, object]) -> tuple[int, str] | None:
+    """(seconds, words) the smoke task may take after it renewed the lock: with zero-downtime
+    it first waits for the new container (deploy_candidate_timeout), then checks for up to
+    smoke_timeout. Only the timeouts that are set count; None when neither is."""
+    parts = [name for name in ("deploy_candidate_timeout", "smoke_timeout")
+             if isinstance(good.get(name), int)
+             and (name != "deploy_candidate_timeout" or good.get("deploy_zero_downtime", True))]
+    if not parts:
+        return None
+    return sum(good[name] for name in parts), " + ".join(f"{name} {good[name]}" for name in parts)
 
 
 def is_ssm(connection: object) -> bool:
