@@ -23,6 +23,7 @@ import types
 from pathlib import Path
 
 NOT_PIP_ARGS = {"--no-setuptools", "--no-wheel"}
+MARKER = '"""Offline stand-in for ansible-test\'s pip bootstrap script'
 
 
 def cache_path() -> Path:
@@ -42,9 +43,13 @@ def install_cache() -> int:
               f"version, got {exc!r}; update scripts/sanity_get_pip.py for this ansible-test",
               file=sys.stderr)
         return 1
+    mine = Path(__file__).read_text()
     if path.exists():
-        print(f"sanity_get_pip: {path} is cached, kept")
-        return 0
+        cached = path.read_text(errors="replace")
+        if not cached.startswith(MARKER) or cached == mine:
+            print(f"sanity_get_pip: {path} is cached, kept")
+            return 0
+        # an older copy of this stand-in: refreshed, so edits here reach ansible-test
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(__file__, path)
     print(f"sanity_get_pip: {path} <- {__file__} (offline pip bootstrap)")
@@ -54,8 +59,12 @@ def install_cache() -> int:
 def bootstrap(args: list[str]) -> int:
     """What get-pip.py does: pip (and the pinned packages) into this interpreter."""
     pins = [a for a in args if a not in NOT_PIP_ARGS]
-    subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"],
-                          stdout=subprocess.DEVNULL)
+    if subprocess.call([sys.executable, "-m", "ensurepip", "--default-pip"],
+                       stdout=subprocess.DEVNULL) != 0:
+        print(f"sanity_get_pip: expected {sys.executable} to have ensurepip (the pip wheel "
+              "bundled with Python), it has not: install python3-venv (Debian) or use a "
+              "Python built with ensurepip", file=sys.stderr)
+        return 1
     subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", *pins])
     if "--no-setuptools" in args:  # ensurepip of Python < 3.12 also installs setuptools
         subprocess.call([sys.executable, "-m", "pip", "uninstall", "--quiet", "--yes",

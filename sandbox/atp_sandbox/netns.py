@@ -67,8 +67,8 @@ def pump(a: socket.socket, b: socket.socket, on_bytes=None, counts: list | None 
                 data = src.recv(65536)
                 if not data:
                     break
+                counts[idx] += len(data)  # counted first: a SIGTERM after the send sees it
                 dst.sendall(data)
-                counts[idx] += len(data)
         except OSError:
             pass
         finally:

@@ -142,8 +142,9 @@ BAD_VARIABLES = [
     ("deploy_candidate_timeout=3m", "deploy_candidate_timeout: expected a whole number of "
      "seconds >= 1, saw '3m': "),
     ("smoke_timeout=200",  # + the sandbox's deploy_candidate_timeout 180 >= its SSM cap 300
-     "smoke_timeout: expected the smoke step (deploy_candidate_timeout 180 + smoke_timeout 200) "
-     "to take fewer seconds than ansible_aws_ssm_timeout (300, "),
+     "smoke_timeout: expected the smoke step (deploy_candidate_timeout 180 + smoke_timeout 200, "
+     "+ 20 for its last requests and log reads) to take fewer seconds than "
+     "ansible_aws_ssm_timeout (300, "),
     ("deploy_health_path=api/health", "deploy_health_path: expected a URL path starting with /"),
     ("deploy_break_lock=maybe", "deploy_break_lock: expected true or false"),
     ("deploy_allow_exchange_unreachable=perhaps",

@@ -29,6 +29,7 @@ from .test_compose_release_zero_downtime import (
 
 dead_port = zd.dead_port  # fixtures shared with the compose_release tests
 releases = zd.releases
+health = zd.health
 
 PROJECT = "automated-trading-platform"
 CHECKS = [{"name": "health", "path": "/api/health", "expect_status": 200}]
@@ -197,3 +198,22 @@ def test_wait_answering_returns_none_once_it_answers(slow_app):
                                            interval=0.1)
     assert problem is None
     assert len(polls) >= 5  # 503 for 1.5 s: the container was looked at between tries
+
+
+def test_wait_answering_refuses_an_answer_from_a_restarted_container(health):
+    """Answering, but its restart policy already brought it back once: not the run that was
+    started (a crash between two looks would otherwise pass unseen)."""
+    port, _seen = health
+    problem = zero_downtime.wait_answering(f"http://127.0.0.1:{port}/api/health", 20,
+                                           lambda: {"running": True, "restart_count": 1})
+    assert problem == (f"restarted 1 time(s) before it answered "
+                       f"http://127.0.0.1:{port}/api/health")
+
+
+def test_a_failed_candidate_reports_no_start_up_time(docker, dead_port):
+    """The summary's 'new container up' is only for a container that answered."""
+    new_container(docker, running=False, exit_code=3)
+    result = smoke(dead_port, candidate(dead_port, time.time() - 5))
+    assert result.get("failed") is True and "exited (code 3)" in result["msg"]
+    assert "candidate_up" not in result and result["candidate_waited"] >= 0
+

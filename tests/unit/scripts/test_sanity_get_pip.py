@@ -39,6 +39,30 @@ def test_a_cached_script_is_kept(tmp_path):
     assert cached.read_text() == "# the real get-pip.py\n"
 
 
+def test_an_older_copy_of_the_stand_in_is_refreshed(tmp_path):
+    assert install(tmp_path).returncode == 0
+    cached = next((tmp_path / ".ansible/test/cache").glob("get_pip_*.py"))
+    cached.write_text(SCRIPT.read_text().replace("ensurepip", "something-older"))
+    run = install(tmp_path)
+    assert run.returncode == 0 and "offline pip bootstrap" in run.stdout
+    assert cached.read_text() == SCRIPT.read_text()
+
+
+def test_a_python_without_ensurepip_gets_one_line_saying_what_to_install(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 1\n")  # `python -m ensurepip` fails, as on bare Debian
+    fake.chmod(0o755)
+    code = ("import runpy, sys; sys.executable = sys.argv.pop(1); "
+            f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
+    run = subprocess.run([sys.executable, "-c", code, str(fake), "pip==24.2"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        f"sanity_get_pip: expected {fake} to have ensurepip (the pip wheel bundled with "
+        "Python), it has not: install python3-venv (Debian) or use a Python built with "
+        "ensurepip")
+
+
 def test_it_bootstraps_pip_into_a_venv_without_pip_offline(tmp_path):
     """As ansible-test runs it: the venv's python, get-pip arguments, no index needed for the
     pip that ensurepip bundles (the pin is that version)."""

@@ -423,6 +423,9 @@ def _example(name: str, value: str) -> str:
     return f"pass e.g. -e {name}={value} (or leave it unset for the default)"
 
 
+# Seconds the smoke task can run past its timeouts: its last health try (5 s), a last request
+# (smoke_check_request_timeout, 10 s), the docker reads of its container and error log.
+SMOKE_STEP_MARGIN = 20
 HEALTH_PATH_RE = re.compile(r"^/[!-~]*$")
 IMAGE_REF_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._/:@-]*)?$")
 
@@ -591,12 +594,14 @@ def _cross_problems(good: Mapping[str, object], ssm: bool) -> list[str]:
             f"-e deploy_build_timeout={max(30, ssm_timeout - 60)} or raise "
             "ansible_aws_ssm_timeout in group_vars/backend/connection.yml")
     smoke = _smoke_step(good)
-    if ssm and smoke and isinstance(ssm_timeout, int) and smoke[0] >= ssm_timeout:
+    if (ssm and smoke and isinstance(ssm_timeout, int)
+            and smoke[0] + SMOKE_STEP_MARGIN >= ssm_timeout):
         problems.append(
-            f"smoke_timeout: expected the smoke step ({smoke[1]}) to take fewer seconds than "
-            f"ansible_aws_ssm_timeout ({ssm_timeout}, which caps one remote call), saw "
-            f"{smoke[0]}: lower smoke_timeout or deploy_candidate_timeout, or raise "
-            "ansible_aws_ssm_timeout in group_vars/backend/connection.yml")
+            f"smoke_timeout: expected the smoke step ({smoke[1]}, + {SMOKE_STEP_MARGIN} for its "
+            f"last requests and log reads) to take fewer seconds than ansible_aws_ssm_timeout "
+            f"({ssm_timeout}, which caps one remote call), saw {smoke[0] + SMOKE_STEP_MARGIN}: "
+            "lower smoke_timeout or deploy_candidate_timeout, or raise ansible_aws_ssm_timeout "
+            "in group_vars/backend/connection.yml")
     problems.extend(_lock_ttl_problems(good))
     total = good.get("deploy_archive_max_mb")
     per_file = good.get("deploy_archive_max_file_mb")

@@ -138,12 +138,13 @@ options:
     type: str
     default: ""
   health_path:
-    description: Path the new container must answer 2xx/3xx on before it is returned.
+    description: Path the new container must answer 2xx/3xx on (waited for here with
+      I(wait_candidate), else by the smoke checks; it is also C(candidate.health_url)).
     type: str
     default: /api/health
   candidate_timeout:
     description: Seconds the new container may take to answer I(health_path) (at least 1);
-      then it is removed and the task fails, traffic untouched.
+      with I(wait_candidate), it is then removed and the task fails, traffic untouched.
     type: int
     default: 180
   wait_candidate:

@@ -301,7 +301,7 @@ candidate_waited:
 candidate_up:
   description: Seconds from the start of O(candidate) (C(started_at)) until it answered
     (the app's own start-up; part of it passed while this task's session opened).
-  returned: when O(candidate) was waited for and has C(started_at)
+  returned: when O(candidate) answered and has C(started_at)
   type: float
 candidate_failed:
   description: true when O(candidate) exited, restarted or did not answer in time.
@@ -521,7 +521,7 @@ def wait_for_candidate(module: AnsibleModule, p: dict, base: dict) -> None:
     start = time.monotonic()
     problem = zero_downtime.wait_answering(cand["health_url"], p["candidate_timeout"], state)
     base["candidate_waited"] = round(time.monotonic() - start, 1)
-    if cand.get("started_at"):
+    if cand.get("started_at") and not problem:
         base["candidate_up"] = round(max(time.time() - float(cand["started_at"]), 0.0), 1)
     if problem:
         lines = max(p["candidate_log_lines"], 1)
