@@ -431,7 +431,8 @@ def assemble(paths: list[Path]) -> dict:
     runs: dict[tuple, dict] = {}
     for item in loaded:
         for run in item["runs"]:
-            runs[(run["app"], run["playbook"], run["case"])] = run
+            runs[(run["app"], run["playbook"], run["case"])] = dict(
+                run, measured=run.get("measured") or measured_date(item, run["app"]))
     order = {name: i for i, name in enumerate(bench_apps.APPS)}
     apps = sorted({a for r in loaded for a in r["apps"]}, key=lambda a: order.get(a, 99))
     described = {d.split(" ")[0]: d for r in loaded for d in r["apps_described"]}
@@ -446,8 +447,26 @@ def assemble(paths: list[Path]) -> dict:
                     bench_report.CASES.index(r["case"]))),
                 session_cost_s=round(sum(r["session_cost_s"] for r in loaded) / len(loaded), 2),
                 runtime_s=round(sum(r["runtime_s"] for r in loaded), 1),
-                assembled_from=[{"file": p.name, "date": r["date"], "apps": r["apps"]}
-                                for p, r in zip(paths, loaded, strict=True)])
+                assembled_from=sources(runs.values()))
+
+
+def measured_date(item: dict, app: str) -> str:
+    """When a run of `app` in a saved result was measured: the result's date, or for a result
+    that was itself assembled, the date of the last of its sources that had the app."""
+    dates = [a["date"] for a in item.get("assembled_from") or [] if app in a.get("apps", [])]
+    return dates[-1] if dates else item["date"]
+
+
+def sources(runs) -> list[dict]:
+    """[{date, playbook, apps}]: which runs came from which measurement."""
+    groups: dict[tuple, list[str]] = {}
+    for run in runs:
+        apps = groups.setdefault((run["measured"], run["playbook"]), [])
+        if run["app"] not in apps:
+            apps.append(run["app"])
+    return [{"date": d, "playbook": pb, "apps": apps}
+            for (d, pb), apps in sorted(groups.items(), key=lambda kv: (
+                bench_report.PLAYBOOKS.index(kv[0][1]), kv[0][0]))]
 
 
 def finish(result: dict, docs: Path | None, fail_on_probe: bool) -> int:

@@ -77,6 +77,14 @@ def _line(name: str, status: str, detail: str) -> dict:
     return {"target": name, "status": status, "detail": detail}
 
 
+def _cost_range(result: dict) -> str:
+    """'3.24 s' or '3.24-4.09 s': one more task's cost over the runs of an assembled result."""
+    costs = sorted({round(float(r["session_cost_s"]), 2) for r in result["runs"]
+                    if r.get("session_cost_s")}) or [result["session_cost_s"]]
+    return (f"{costs[0]:.2f} s" if len(costs) == 1
+            else f"{costs[0]:.2f}-{costs[-1]:.2f} s (by run)")
+
+
 def evaluate_targets(runs: list[dict], session_cost_s: float | None,
                      apps: list[str]) -> list[dict]:
     """PASS / MISS (or SKIP: not measured in this run) for every target of the issue."""
@@ -217,10 +225,21 @@ def markdown(result: dict) -> str:
     if missing:
         lines.append(f"- PARTIAL: this run does not cover {', '.join(missing)}; `make bench` "
                      "runs every app")
-    if result.get("assembled_from"):
-        lines.append("- assembled from one run per app (same machine, same modeled latency): "
-                     + ", ".join(f"{', '.join(a['apps'])} at {a['date']}"
-                                 for a in result["assembled_from"]))
+    sources = result.get("assembled_from") or []
+    if sources:
+        by_pb: dict[str, list[str]] = {}
+        for a in sources:
+            label = PLAYBOOK_TITLES.get(a.get("playbook"), "runs")
+            by_pb.setdefault(label, []).append(f"{', '.join(a['apps'])} at {a['date']}")
+        lines.append("- assembled from runs of different times (same modeled latency; the "
+                     "machine and its speed may differ; each row's figures come from its own "
+                     "run): "
+                     + "; ".join(f"{label}: {', '.join(parts)}"
+                                 for label, parts in by_pb.items()))
+        if len({a["date"] for a in sources}) > 1 and len(by_pb) > 1:
+            lines.append("- a target comparing the two playbooks compares runs of different "
+                         "times here (the machine's own speed differs between them: see one "
+                         "more task's cost in benchmarks.json, `session_cost_s` of each row)")
     lines += [
         "",
         "## Modeled latency",
@@ -238,8 +257,10 @@ def markdown(result: dict) -> str:
         "",
         f"A task that ships one module thus waits {per_task:.2f} s on modeled AWS calls, on "
         "top of the sandbox's own cost of a session (plugin start, shell, module run). "
-        f"Measured in this run, one more task costs **{result['session_cost_s']:.2f} s** "
-        "(five `ansible.builtin.ping` tasks, the mean interval between their sessions): "
+        + (f"Measured in the runs, one more task costs **{_cost_range(result)}** "
+           if sources else
+           f"Measured in this run, one more task costs **{result['session_cost_s']:.2f} s** ")
+        + "(five `ansible.builtin.ping` tasks, the mean interval between their sessions): "
         "between what users report for real SSM:",
         "",
     ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_apps
+import bench_deploy
 import bench_report
 from bench_probe import GapTracker, event_figures, is_build_argv, merged_seconds
 
@@ -168,3 +170,45 @@ def test_the_startup_is_read_from_the_deploy_summary():
     assert bench_report.startup_seconds(out) == 11.2
     assert bench_report.startup_seconds("  waited   build 3.0 s\n") == 0.0
     assert bench_report.startup_seconds("") == 0.0
+
+
+def test_an_assembly_of_assemblies_says_when_each_row_was_measured(tmp_path):
+    """docs/benchmarks.json (itself assembled) + a newer deploy.yml run: each row keeps the
+    date it was measured, and the header names both and warns about cross-run targets."""
+    def row(app, pb):
+        return run(app, pb, "changed", session_cost_s=3.0)
+
+    base = {"latency_ms": bench_report.LATENCY_MS, "session_cost_s": 4.0, "runtime_s": 60.0,
+            "cases": ["changed"], "playbooks": ["deploy", "naive"]}
+    old = dict(base, date="T1", apps=["sample", "fixture"],
+               apps_described=["sample (18 files)", "fixture (1908 files)"],
+               runs=[row("sample", "deploy"), row("sample", "naive"), row("fixture", "deploy"),
+                     row("fixture", "naive")],
+               assembled_from=[{"file": "a.json", "date": "T0", "apps": ["sample", "fixture"]},
+                               {"file": "b.json", "date": "T1", "apps": ["fixture"]}])
+    new = dict(base, date="T2", apps=["sample", "fixture"], playbooks=["deploy"],
+               apps_described=["sample (18 files)", "fixture (1908 files)"],
+               runs=[row("sample", "deploy"), row("fixture", "deploy")])
+    paths = [tmp_path / "old.json", tmp_path / "new.json"]
+    for path, item in zip(paths, (old, new), strict=True):
+        path.write_text(json.dumps(item))
+    result = bench_deploy.assemble(paths)
+    measured = {(r["app"], r["playbook"]): r["measured"] for r in result["runs"]}
+    assert measured == {("sample", "deploy"): "T2", ("fixture", "deploy"): "T2",
+                        ("sample", "naive"): "T0", ("fixture", "naive"): "T1"}
+    assert result["assembled_from"] == [
+        {"date": "T2", "playbook": "deploy", "apps": ["sample", "fixture"]},
+        {"date": "T0", "playbook": "naive", "apps": ["sample"]},
+        {"date": "T1", "playbook": "naive", "apps": ["fixture"]}]
+    header = [line for line in bench_report.markdown(dict(
+        result, instance="i-x", machine={"cpus": 2, "cpu_model": "c", "ram_gb": 4.0,
+                                          "kernel": "k", "os": "o", "python": "3.11",
+                                          "ansible_core": "2.19", "amazon_aws": "10",
+                                          "instance_docker": "26"},
+        targets=[])).splitlines() if line.startswith("- ")]
+    assert ("- assembled from runs of different times (same modeled latency; the machine and "
+            "its speed may differ; each row's figures come from its own run): deploy.yml: "
+            "sample, fixture at T2; naive baseline: sample at T0, fixture at T1") in header
+    assert any(line.startswith("- a target comparing the two playbooks compares runs of "
+                               "different times") for line in header)
+
