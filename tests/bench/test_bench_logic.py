@@ -172,6 +172,20 @@ def test_the_startup_is_read_from_the_deploy_summary():
     assert bench_report.startup_seconds("") == 0.0
 
 
+def test_the_startup_label_is_the_one_the_summary_prints():
+    """The summary callback's label for the new container's start-up (WAIT_LABELS), read from
+    its source: renaming it there must fail here, not silently drop the bench's figure."""
+    import ast
+
+    source = (Path(__file__).resolve().parents[2] / "collections/ansible_collections/atp/deploy"
+              / "plugins/callback/rollout_summary.py").read_text()
+    labels = next(ast.literal_eval(node.value) for node in ast.parse(source).body
+                  if isinstance(node, ast.Assign)
+                  and getattr(node.targets[0], "id", None) == "WAIT_LABELS")
+    line = f"  waited   {labels['build']} 2.0 s, {labels['candidate']} 10.6 s\n"
+    assert bench_report.startup_seconds(line) == 10.6
+
+
 def test_an_assembly_of_assemblies_says_when_each_row_was_measured(tmp_path):
     """docs/benchmarks.json (itself assembled) + a newer deploy.yml run: each row keeps the
     date it was measured, and the header names both and warns about cross-run targets."""

@@ -324,6 +324,9 @@ def test_gate_names_missing_routes_and_touches_nothing(app_root, releases, docke
                "POST /api/portfolio/refresh"]
     assert result["route_gate"]["checked"] is True
     assert result["route_gate"]["missing"] == missing
+    # what the failed deploy waited for, the failing step too (the summary's waited line)
+    assert set(result["timings"]) == {"build", "route_gate"}
+    assert result["timings"]["route_gate"] >= 0
     assert "\n" not in result["msg"]
     assert result["msg"].startswith(
         f"route gate for release {new}: app.main:app does not register 3 expected route(s): "

@@ -206,6 +206,7 @@ def test_a_candidate_that_exits_while_waited_for_fails_fast_with_its_logs(
            f"http://127.0.0.1:{dead_port}/api/health" in result["msg"]
     assert "ImportError: no module named boom" in result["msg"]
     assert_candidate_discarded(app_root, docker, old, result)
+    assert result["timings"]["candidate"] >= 0  # timed although it failed inside the step
 
 
 def test_a_candidate_that_exited_at_once_is_reported_as_exited(

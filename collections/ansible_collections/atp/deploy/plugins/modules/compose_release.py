@@ -428,6 +428,7 @@ def main() -> None:
     # Build, gate, up and dependency output can quote env values: masked in all we return.
     masking.protect(module, masking.for_release(app_root, os.path.join(
         app_root, "releases", rid or "none")))
+    time_failures(module, result)
     lock_file = deploy_lock.module_lock_file(p, app_root)
     deploy_lock.hold(module, lock_file, p["lock_token"], "compose_release", result)
     try:
@@ -586,12 +587,33 @@ def main() -> None:
 
 @contextlib.contextmanager
 def timed(result: dict, step: str):
-    """Seconds the step took, in result["timings"][step] (what a slow deploy waited for)."""
+    """Seconds the step took, in result["timings"][step] (what a slow deploy waited for).
+    A step that fails from inside (fail_json ends the module there) is timed by
+    time_failures' wrapper, so a failed deploy also says what it waited for."""
     started = time.monotonic()
+    _RUNNING[step] = started
     try:
         yield
     finally:
+        _RUNNING.pop(step, None)
         result["timings"][step] = round(time.monotonic() - started, 1)
+
+
+_RUNNING: dict[str, float] = {}
+
+
+def time_failures(module: AnsibleModule, result: dict) -> None:
+    """Wrap module.fail_json: the steps still running when the module fails get their time
+    so far in result["timings"] (the failing route gate, dependency or new container)."""
+    fail_json = module.fail_json
+
+    def failing(msg=None, **kw):
+        now = time.monotonic()
+        for step, started in list(_RUNNING.items()):
+            result["timings"][step] = round(now - started, 1)
+        fail_json(msg=msg, **dict(kw, timings=result["timings"]))
+
+    module.fail_json = failing
 
 
 def tag_image(dk: Docker, source: str, ref: str, untouched: str) -> str:
