@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -116,6 +117,10 @@ def test_broken_release_never_serves_or_is_rolled_back(tmp_path, breakage, mode)
         assert "crashed on start" in out
     else:  # the new container exits before it answers health: no smoke check at all
         assert "before it answered" in out and "crash on start" in out, out[-3000:]
+        # the summary says how long the deploy waited for it (a crash: at once)
+        waited = re.search(r"^  waited   .*new container, never answered (\d+\.\d) s$", out,
+                           re.M)
+        assert waited and float(waited.group(1)) < 30, out[-3000:]
     last = json.loads(on_instance("tail", "-n1", f"{APP}/deploy.log"))
     assert last["result"] == "failed"
     if mode == "zero-downtime":

@@ -159,6 +159,13 @@ def test_the_summary_says_what_the_deploy_waited_for_in_deploy_order():
     assert records[0]["waits"] == {"build": 41.2, "route_gate": 3.1, "candidate": 12.4}
     assert "  waited   build 41.2 s, route gate 3.1 s, new container up 12.4 s" in detail_lines(
         records)
+    # a new container that never answered: how long the deploy waited for it
+    records = deploy_records({"_run": {"deploy_rollout_hosts": ["i-a"]}, "i-a": {
+        "deploy_outcome": "failed, the new container never received traffic",
+        "deploy_summary": summary(result="failed",
+                                  waits={"build": 2.0, "candidate_failed": 180.3})}}, set(), {})
+    assert "  waited   build 2.0 s, new container, never answered 180.3 s" in detail_lines(
+        records)
     for nothing in ({}, {"build": 0.4}, "not a dict", None):
         records = deploy_records({"_run": {"deploy_rollout_hosts": ["i-a"]}, "i-a": {
             "deploy_outcome": f"new release {NEW}",

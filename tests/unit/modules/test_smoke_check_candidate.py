@@ -216,4 +216,5 @@ def test_a_failed_candidate_reports_no_start_up_time(docker, dead_port):
     result = smoke(dead_port, candidate(dead_port, time.time() - 5))
     assert result.get("failed") is True and "exited (code 3)" in result["msg"]
     assert "candidate_up" not in result and result["candidate_waited"] >= 0
+    assert result["candidate_failed_after"] >= 5.0  # since its start, the 5 s before this task
 

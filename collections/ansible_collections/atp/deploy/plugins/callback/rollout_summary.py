@@ -240,7 +240,8 @@ def _changes(summary: dict) -> list[str]:
 
 # compose_release's timings, in the order a deploy runs them, as the summary names them.
 WAIT_LABELS = {"build": "build", "route_gate": "route gate", "dependencies": "dependencies",
-               "candidate": "new container up", "up": "recreate"}
+               "candidate": "new container up",
+               "candidate_failed": "new container, never answered", "up": "recreate"}
 
 
 def _waits(timings) -> dict[str, float]:

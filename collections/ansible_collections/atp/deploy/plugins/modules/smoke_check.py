@@ -307,6 +307,11 @@ candidate_failed:
   description: true when O(candidate) exited, restarted or did not answer in time.
   returned: failure
   type: bool
+candidate_failed_after:
+  description: Seconds from the start of O(candidate) until it was given up on (exited,
+    restarted, or O(candidate_timeout) passed).
+  returned: when O(candidate) failed and has C(started_at)
+  type: float
 """
 
 import json  # noqa: E402
@@ -521,8 +526,9 @@ def wait_for_candidate(module: AnsibleModule, p: dict, base: dict) -> None:
     start = time.monotonic()
     problem = zero_downtime.wait_answering(cand["health_url"], p["candidate_timeout"], state)
     base["candidate_waited"] = round(time.monotonic() - start, 1)
-    if cand.get("started_at") and not problem:
-        base["candidate_up"] = round(max(time.time() - float(cand["started_at"]), 0.0), 1)
+    if cand.get("started_at"):
+        since_start = round(max(time.time() - float(cand["started_at"]), 0.0), 1)
+        base["candidate_failed_after" if problem else "candidate_up"] = since_start
     if problem:
         lines = max(p["candidate_log_lines"], 1)
         tail = docker_read.log_tail(docker, cand["name"], lines, DOCKER_TIMEOUT) if docker else []
