@@ -158,11 +158,10 @@ def wait_answering(url: str, timeout: float, state: Callable[[], dict | None],
     deadline = time.monotonic() + timeout
     while True:
         status = http_status(url, timeout=min(5.0, max(timeout, 1)))
-        now = state() if status is not None and 200 <= status < 400 else None
-        if now and now.get("restart_count", 0) == 0:
+        now = state()
+        if status is not None and 200 <= status < 400 and now and \
+                now.get("restart_count", 0) == 0:
             return None  # answering, and the same run of its app that was started
-        if now is None:
-            now = state()
         if not now or not now.get("running"):
             code = now.get("exit_code") if now else "gone"
             return f"exited (code {code}) before it answered {url}"
