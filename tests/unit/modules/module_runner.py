@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import io
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,6 +87,20 @@ class FakeDocker:
         self.state["containers"].append(container)
         self.save()
         return container
+
+
+@contextlib.contextmanager
+def serve_http(handler: type[http.server.BaseHTTPRequestHandler]):
+    """A real HTTP server on 127.0.0.1 (a free port) answering with `handler`: its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 @contextlib.contextmanager

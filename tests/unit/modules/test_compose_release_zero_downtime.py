@@ -11,7 +11,6 @@ import http.server
 import json
 import os
 import socket
-import threading
 import time
 
 import pytest
@@ -19,7 +18,7 @@ from ansible_collections.atp.deploy.plugins.module_utils import zero_downtime
 from ansible_collections.atp.deploy.plugins.module_utils.docker_cmd import OVERRIDE_NAME
 from ansible_collections.atp.deploy.plugins.modules import compose_release
 
-from .module_runner import install_release, run_module
+from .module_runner import install_release, run_module, serve_http
 from .test_compose_release import PROJECT, REPO, backend_ups, compose_calls
 
 OLD_NAME = f"{PROJECT}-backend-aws-1"
@@ -44,14 +43,8 @@ class Health(http.server.BaseHTTPRequestHandler):
 def health():
     """A real HTTP server on 127.0.0.1 answering GET /api/health: (port, paths it was asked)."""
     seen: list[str] = []
-    handler = type("RecordingHealth", (Health,), {"seen": seen})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], seen
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_http(type("RecordingHealth", (Health,), {"seen": seen})) as port:
+        yield port, seen
 
 
 @pytest.fixture

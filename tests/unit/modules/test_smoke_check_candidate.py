@@ -9,7 +9,6 @@ start-up (the real one sleeps 10 s, then boots gunicorn) runs while that session
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 
 import pytest
@@ -17,7 +16,7 @@ from ansible_collections.atp.deploy.plugins.module_utils import zero_downtime
 from ansible_collections.atp.deploy.plugins.modules import smoke_check
 
 from . import test_compose_release_zero_downtime as zd
-from .module_runner import run_module
+from .module_runner import run_module, serve_http
 from .test_compose_release_zero_downtime import (
     NEW_NAME,
     OLD_NAME,
@@ -52,14 +51,8 @@ class SlowStart(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def slow_app():
     """A server answering 503 for its first 1.5 s, then 200: its port."""
-    handler = type("Slow", (SlowStart,), {"ready_at": time.monotonic() + 1.5})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_http(type("Slow", (SlowStart,), {"ready_at": time.monotonic() + 1.5})) as port:
+        yield port
 
 
 def candidate(port: int, started_at: float, **extra) -> dict:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import threading
 
 import pytest
 from ansible_collections.atp.deploy.plugins.module_utils import zero_downtime
 from ansible_collections.atp.deploy.plugins.modules import traffic_switch
 
-from .module_runner import FakeDocker, doc_spec_problems, run_module
+from .module_runner import FakeDocker, doc_spec_problems, run_module, serve_http
 
 RID = "20261130T120000Z-aaaaaaaaaaaa"
 OLD_RID = "20261129T120000Z-bbbbbbbbbbbb"
@@ -32,12 +31,8 @@ class Health(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def port():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with serve_http(Health) as port:
+        yield port
 
 
 @pytest.fixture
