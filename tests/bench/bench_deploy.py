@@ -17,6 +17,10 @@ targets (PASS / MISS) and writes docs/benchmarks.{md,json,png}.
   tests/bench/bench_deploy.py --apps sample --cases changed --playbooks deploy   # a dev run
   tests/bench/bench_deploy.py --apps fixture     # one app (the sandbox is free in between),
   tests/bench/bench_deploy.py --assemble .artifacts/bench/result-*.json   # then the docs
+  tests/bench/bench_deploy.py --apps fixture --playbooks deploy --latency STARTSESSION=4000
+                          # the same cases at another modeled latency (an experiment: no docs)
+  tests/bench/bench_deploy.py --assemble docs/benchmarks.json --sensitivity RESULT_JSON
+                          # the docs, with that experiment as their sensitivity section
 
 Run it as root (the probe opens sockets in the instance's network namespace), with the
 sandbox up (`make sandbox-up SANDBOX_INSTANCES=4`), alone on the sandbox.
@@ -301,6 +305,19 @@ def notes(result: dict) -> list[str]:
             "old container stops at once (its app processes get SIGTERM first; before that "
             "fix the fixture's `sh -c` PID 1 ignored it and every switch waited out "
             "`docker stop -t 30`: 116 s, 4.7x).")
+        other = result.get("sensitivity") or {}
+        again = next((t for t in other.get("targets", [])
+                      if t["target"].startswith("fixture: changed deploy without")), None)
+        if again:
+            out.append(
+                f"- The same target at {bench_report.latency_change(other)} (one more task "
+                f"{other['session_cost_s']:.2f} s"
+                + (", inside the 3-10 s per task users report" if 3 <= other["session_cost_s"]
+                   <= 10 else "")
+                + f"): "
+                f"{again['status']}, {again['detail']}. A longer session hides more of the "
+                "app's start-up behind the next session's opening, so the factor falls as "
+                "the session cost rises; see the sensitivity section.")
     tree = next((t for name, t in status.items() if name.startswith("tree500:")), None)
     if tree:
         out.append("- tree500: the naive playbook's `ansible.builtin.copy` of a directory "
@@ -312,6 +329,25 @@ def notes(result: dict) -> list[str]:
 
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
+
+
+LATENCY_MAX_MS = 60000
+
+
+def parse_latency(values: list[str] | None) -> dict[str, int]:
+    """--latency NAME=MS overrides of bench_report.LATENCY_MS; ValueError saying what is
+    wrong in one line."""
+    out: dict[str, int] = {}
+    names = ", ".join(bench_report.LATENCY_MS)
+    for value in values or []:
+        name, sep, ms = value.partition("=")
+        if not sep or name not in bench_report.LATENCY_MS or not ms.isdigit() \
+                or int(ms) > LATENCY_MAX_MS:
+            raise ValueError(f"expected --latency NAME=MS with NAME one of {names} and MS "
+                             f"whole milliseconds 0-{LATENCY_MAX_MS}, got {value!r}; e.g. "
+                             "--latency STARTSESSION=4000")
+        out[name] = int(ms)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,6 +366,13 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"sandbox instance to use (default {BENCH_INSTANCE})")
     parser.add_argument("--no-latency", action="store_true",
                         help="leave the stand-ins' modeled latency as it is")
+    parser.add_argument("--latency", action="append", metavar="NAME=MS",
+                        help="model this call's latency instead of the documented value "
+                             "(repeatable; an experiment: writes no docs unless --docs)")
+    parser.add_argument("--sensitivity-run", action="store_true",
+                        help="after the cases, measure deploy.yml for the fixture again at "
+                             f"{bench_report.SENSITIVITY_TEXT} (the docs' sensitivity "
+                             "section; on for a full run)")
     parser.add_argument("--docs", type=Path, default=None,
                         help="write benchmarks.{md,json,png} into this directory (default: "
                              "docs/ for a full run, nowhere otherwise)")
@@ -337,9 +380,28 @@ def main(argv: list[str] | None = None) -> int:
                         help="run nothing: assemble saved results (.artifacts/bench/result-*"
                              ".json, e.g. one run per app) into the table, targets and docs "
                              "(--docs, default docs/)")
+    parser.add_argument("--sensitivity", type=Path, nargs="+", metavar="RESULT_JSON",
+                        help="with --assemble: results of the same cases at another modeled "
+                             "latency (--latency), shown as the docs' sensitivity section")
     args = parser.parse_args(argv)
+    try:
+        overrides = parse_latency(args.latency)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if overrides and args.no_latency:
+        parser.error("expected --latency or --no-latency, got both; --no-latency leaves the "
+                     "stand-ins' latency as it is, drop one of them")
+    if args.sensitivity_run and (overrides or args.no_latency):
+        parser.error("expected --sensitivity-run at the documented latency, got --latency or "
+                     "--no-latency with it; drop one of them")
+    if args.sensitivity and not args.assemble:
+        parser.error("expected --sensitivity with --assemble (it adds saved results to the "
+                     "docs), got it alone; run the experiment with --latency first")
     if args.assemble:
-        return finish(assemble(args.assemble), args.docs or REPO / "docs", args.fail_on_probe)
+        result = assemble(args.assemble)
+        if args.sensitivity:
+            result["sensitivity"] = sensitivity(args.sensitivity, result["latency_ms"])
+        return finish(result, args.docs or REPO / "docs", args.fail_on_probe)
     if args.short:
         args.apps, args.cases, args.playbooks = "sample", "changed,rollback", "deploy"
     apps = [a for a in args.apps.split(",") if a]
@@ -353,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"expected {what}s among {', '.join(allowed)}, got {wrong or 'none'}")
     full = (set(apps), set(cases), set(playbooks)) == (
         set(bench_apps.APPS), set(bench_report.CASES), set(bench_report.PLAYBOOKS))
-    docs = args.docs if args.docs is not None else (REPO / "docs" if full else None)
+    docs = args.docs if args.docs is not None else (
+        REPO / "docs" if full and not overrides else None)
+    again = args.sensitivity_run or (full and not overrides and not args.no_latency)
     if os.geteuid() != 0:
         parser.error("run as root: the probe opens sockets in the instance's network namespace")
 
@@ -370,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
             (inventory / "hosts.yml").write_text(f"backend:\n  hosts:\n    {args.instance}:\n")
             (inventory / "group_vars").symlink_to(REPO / "inventory/sandbox/group_vars")
         bench = Bench(args.instance, inventory)
-        latency = None if args.no_latency else bench_report.LATENCY_MS
+        latency = None if args.no_latency else {**bench_report.LATENCY_MS, **overrides}
         described = []
         with modeled_latency(latency):
             log(f"instance {args.instance}; modeled latency "
@@ -380,13 +444,35 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 measure(bench, apps, playbooks, cases, Path(tmp), described)
             except KeyboardInterrupt:
-                partial = LOGS / f"partial-{time.strftime('%Y%m%dT%H%M%S')}.json"
-                bench_report.write_json({"runs": bench.runs, "latency_ms": latency or {},
-                                         "session_cost_s": session_cost}, partial)
-                log(f"interrupted: figures so far in {partial.relative_to(REPO)}")
+                save_partial(bench.runs, latency, session_cost)
                 raise
+        other = None
+        if again and latency is not None:
+            other_latency = {**latency, **bench_report.SENSITIVITY_LATENCY}
+            slower = Bench(args.instance, inventory)
+            with modeled_latency(other_latency):
+                log(f"sensitivity: deploy.yml for the fixture at "
+                    f"{bench_report.SENSITIVITY_TEXT}")
+                try:
+                    other_cost = slower.calibrate()
+                    log(f"one more task costs {other_cost:.2f}s")
+                    measure(slower, ["fixture"], ["deploy"], cases, Path(tmp), [])
+                except KeyboardInterrupt:
+                    save_partial(bench.runs, latency, session_cost)
+                    raise
+            other = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+                     "latency_ms": other_latency, "session_cost_s": other_cost,
+                     "runs": slower.runs}
     return report(args, bench, latency, session_cost, apps, described, cases, playbooks,
-                  docs, started)
+                  docs, started, other)
+
+
+def save_partial(runs: list[dict], latency: dict | None, session_cost: float) -> None:
+    """An interrupted run: the figures so far, to look at or assemble by hand."""
+    partial = LOGS / f"partial-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    bench_report.write_json({"runs": runs, "latency_ms": latency or {},
+                             "session_cost_s": session_cost}, partial)
+    log(f"interrupted: figures so far in {partial.relative_to(REPO)}")
 
 
 def measure(bench: Bench, apps: list[str], playbooks: list[str], cases: list[str], tmp: Path,
@@ -406,7 +492,7 @@ def measure(bench: Bench, apps: list[str], playbooks: list[str], cases: list[str
 
 def report(args: argparse.Namespace, bench: Bench, latency: dict | None, session_cost: float,
            apps: list[str], described: list[str], cases: list[str], playbooks: list[str],
-           docs: Path | None, started: float) -> int:
+           docs: Path | None, started: float, other: dict | None = None) -> int:
     runtime = time.monotonic() - started
     result = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": machine(bench.container), "instance": args.instance,
@@ -414,6 +500,8 @@ def report(args: argparse.Namespace, bench: Bench, latency: dict | None, session
               "session_cost_s": session_cost, "runtime_s": round(runtime, 1),
               "apps": apps, "apps_described": described, "cases": cases,
               "playbooks": playbooks, "runs": bench.runs}
+    if other and other["runs"]:
+        result["sensitivity"] = sensitivity_of(other, latency)
     saved = LOGS / f"result-{time.strftime('%Y%m%dT%H%M%S')}.json"
     bench_report.write_json(result, saved)
     print(f"figures saved to {saved.relative_to(REPO)}")
@@ -436,7 +524,9 @@ def assemble(paths: list[Path]) -> dict:
     order = {name: i for i, name in enumerate(bench_apps.APPS)}
     apps = sorted({a for r in loaded for a in r["apps"]}, key=lambda a: order.get(a, 99))
     described = {d.split(" ")[0]: d for r in loaded for d in r["apps_described"]}
-    last = loaded[-1]
+    last = dict(loaded[-1])
+    if (last.get("sensitivity") or {}).get("latency_ms") == last["latency_ms"]:
+        del last["sensitivity"]  # not another latency than the rows': not a sensitivity
     return dict(last, apps=apps, apps_described=[described[a] for a in apps if a in described],
                 cases=sorted({c for r in loaded for c in r["cases"]},
                              key=bench_report.CASES.index),
@@ -448,6 +538,36 @@ def assemble(paths: list[Path]) -> dict:
                 session_cost_s=round(sum(r["session_cost_s"] for r in loaded) / len(loaded), 2),
                 runtime_s=round(sum(r["runtime_s"] for r in loaded), 1),
                 assembled_from=sources(runs.values()))
+
+
+def sensitivity(paths: list[Path], latency_ms: dict) -> dict:
+    """The sensitivity section's figures from saved results (--sensitivity)."""
+    where = ", ".join(map(str, paths))
+    other = assemble(paths)
+    if other["latency_ms"] == latency_ms or not other["latency_ms"]:
+        raise SystemExit(f"expected --sensitivity results measured at another modeled latency "
+                         f"than the docs' {latency_ms}, got {other['latency_ms'] or 'none'} in "
+                         f"{where}; measure them with --latency NAME=MS")
+    if not any(r["playbook"] == "deploy" for r in other["runs"]):
+        raise SystemExit(f"expected deploy.yml runs in {where}, found none; measure them with "
+                         "--playbooks deploy")
+    return sensitivity_of(other, latency_ms)
+
+
+def sensitivity_of(other: dict, latency_ms: dict) -> dict:
+    """deploy.yml's rows and targets from a result measured at another modeled latency than
+    the docs' own (latency_ms): {latency_ms, changed, session_cost_s, dates, runs, targets}."""
+    runs = [dict(r, measured=r.get("measured") or other["date"]) for r in other["runs"]
+            if r["playbook"] == "deploy"]
+    apps = list(dict.fromkeys(r["app"] for r in runs))
+    changed = {name: [latency_ms.get(name), ms] for name, ms in other["latency_ms"].items()
+               if latency_ms.get(name) != ms}
+    return {"latency_ms": other["latency_ms"], "changed": changed,
+            "session_cost_s": other["session_cost_s"],
+            "dates": sorted({r["measured"] for r in runs}), "runs": runs,
+            "targets": [t for t in bench_report.evaluate_targets(runs, other["session_cost_s"],
+                                                                 apps)
+                        if not t["target"].startswith("tree500: changed deploy wall")]}
 
 
 def measured_date(item: dict, app: str) -> str:
@@ -479,6 +599,12 @@ def finish(result: dict, docs: Path | None, fail_on_probe: bool) -> int:
     print()
     for line in bench_report.target_lines(result["targets"]):
         print(line)
+    if result.get("sensitivity"):
+        other = result["sensitivity"]
+        print(f"\nat {bench_report.latency_change(other)} (one more task "
+              f"{other['session_cost_s']:.2f}s):")
+        for line in bench_report.target_lines(other["targets"]):
+            print(line)
     print(f"\nruntime {result['runtime_s'] / 60:.1f} min, one more task "
           f"{result['session_cost_s']:.2f}s (modeled latency "
           f"{'on' if result['latency_ms'] else 'off'})")
@@ -492,7 +618,8 @@ def finish(result: dict, docs: Path | None, fail_on_probe: bool) -> int:
         print(f"wrote {docs / 'benchmarks.md'}, benchmarks.json, benchmarks.png")
 
     failed_runs = [f"{r['app']}/{r['playbook']}/{r['case']} rc={r['rc']}"
-                   for r in runs if r["rc"] != 0 or not r["serving_after"]]
+                   for r in [*runs, *(result.get("sensitivity") or {}).get("runs", [])]
+                   if r["rc"] != 0 or not r["serving_after"]]
     if failed_runs:
         print(f"FAILED runs (not serving or rc != 0): {', '.join(failed_runs)}")
         return 2

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_apps
@@ -226,3 +228,93 @@ def test_an_assembly_of_assemblies_says_when_each_row_was_measured(tmp_path):
     assert any(line.startswith("- a target comparing the two playbooks compares runs of "
                                "different times") for line in header)
 
+
+
+@pytest.mark.parametrize("value", ["STARTSESSION", "STARTSESSION=", "STARTSESSION=-1",
+                                   "STARTSESSION=4s", "STARTSESSION=60001", "startsession=4000",
+                                   "S3_LIST=10"])
+def test_a_latency_override_says_what_it_expected(value):
+    with pytest.raises(ValueError) as err:
+        bench_deploy.parse_latency([value])
+    assert str(err.value) == (
+        "expected --latency NAME=MS with NAME one of STARTSESSION, TERMINATESESSION, S3_PUT, "
+        f"S3_DELETE, S3_GET and MS whole milliseconds 0-60000, got {value!r}; e.g. "
+        "--latency STARTSESSION=4000")
+
+
+def test_latency_overrides_replace_only_the_named_calls():
+    assert bench_deploy.parse_latency(["STARTSESSION=4000", "S3_GET=0"]) == {
+        "STARTSESSION": 4000, "S3_GET": 0}
+    assert bench_deploy.parse_latency(None) == {}
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--latency", "STARTSESSION=4000", "--no-latency"], "expected --latency or --no-latency"),
+    (["--sensitivity", "x.json"], "expected --sensitivity with --assemble"),
+    (["--latency", "STARTSESSION=4s"], "expected --latency NAME=MS"),
+])
+def test_conflicting_latency_arguments_stop_before_the_sandbox(argv, said, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench_deploy.main(argv)
+    assert stop.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+MACHINE = {"cpus": 2, "cpu_model": "c", "ram_gb": 4.0, "kernel": "k", "os": "o",
+           "python": "3.11", "ansible_core": "2.19", "amazon_aws": "10", "instance_docker": "26"}
+
+
+def saved_result(path, latency, date, wall_s, session_cost_s):
+    """A result file as a run saves it: the fixture's one-file change with deploy.yml."""
+    runs = [run("fixture", "deploy", "changed", sessions=6, wall_s=wall_s, build_s=1.0,
+                transfer_s=0.6, session_cost_s=session_cost_s, startup_s=10.6,
+                serving_after=True)]
+    path.write_text(json.dumps({
+        "date": date, "machine": MACHINE, "instance": "i-x", "latency_ms": latency,
+        "latency_sources": bench_report.SOURCES, "session_cost_s": session_cost_s,
+        "runtime_s": 60.0, "apps": ["fixture"], "apps_described": ["fixture (1908 files)"],
+        "cases": ["changed"], "playbooks": ["deploy"], "runs": runs}))
+    return path
+
+
+def test_the_docs_show_the_same_cases_at_another_latency_beside_the_verdict(tmp_path, capsys):
+    """The docs' rows and verdict stay at the documented latency; a run at another one is its
+    own section (rows, targets, the command that reproduces it) and a note on the miss."""
+    main = saved_result(tmp_path / "main.json", bench_report.LATENCY_MS, "T1", 38.0, 3.3)
+    other = saved_result(tmp_path / "other.json",
+                         dict(bench_report.LATENCY_MS, STARTSESSION=4000), "T2", 48.2, 5.3)
+    docs = tmp_path / "docs"
+    rc = bench_deploy.main(["--assemble", str(main), "--sensitivity", str(other),
+                            "--docs", str(docs)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert ("MISS  fixture: changed deploy without its build <= 1.5 x (sessions x session cost "
+            "+ transfer time): 38.0s - build 1.0s = 37.0s vs 6 x 3.30s + 0.6s = 20.4s: 1.81x"
+            in printed)
+    assert "at STARTSESSION 4000 ms (docs: 2000 ms) (one more task 5.30s):" in printed
+    assert ("PASS  fixture: changed deploy without its build <= 1.5 x (sessions x session cost "
+            "+ transfer time): 48.2s - build 1.0s = 47.2s vs 6 x 5.30s + 0.6s = 32.4s: 1.46x"
+            in printed)
+    text = (docs / "benchmarks.md").read_text()
+    section = text.split("## Sensitivity: another modeled latency", 1)[1].split("## Notes")[0]
+    assert "STARTSESSION 4000 ms (docs: 2000 ms)" in section and "**5.30 s**" in section
+    assert ("`tests/bench/bench_deploy.py --apps fixture --playbooks deploy --cases changed "
+            "--latency STARTSESSION=4000`") in section
+    assert "| fixture | deploy.yml | one-file change | 0 | 6 |" in section
+    assert "PASS  fixture: changed deploy without its build" in section
+    # the verdict above the section is still the documented latency's
+    targets = text.split("## Targets", 1)[1].split("## Sensitivity")[0]
+    assert "MISS  fixture: changed deploy without its build" in targets
+    notes = text.split("## Notes", 1)[1]
+    assert "- The same target at STARTSESSION 4000 ms (docs: 2000 ms) (one more task 5.30 s" \
+        in notes and "PASS, 48.2s - build 1.0s" in notes
+    saved = json.loads((docs / "benchmarks.json").read_text())
+    assert saved["sensitivity"]["changed"] == {"STARTSESSION": [2000, 4000]}
+    # the docs' json assembled again keeps the section; results at the docs' own latency
+    # are not a sensitivity
+    again = bench_deploy.assemble([docs / "benchmarks.json"])
+    assert again["sensitivity"]["latency_ms"]["STARTSESSION"] == 4000
+    with pytest.raises(SystemExit) as stop:
+        bench_deploy.sensitivity([main], bench_report.LATENCY_MS)
+    assert str(stop.value).startswith(
+        "expected --sensitivity results measured at another modeled latency than the docs'")

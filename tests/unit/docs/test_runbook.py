@@ -59,7 +59,9 @@ def test_playbook_commands_pass_syntax_check(label, argv):
         elif arg.endswith(".yml"):
             playbook = arg
     assert playbook and (REPO / playbook).is_file(), f"{label}: no playbook {playbook}"
-    assert (REPO / inventory).exists(), f"{label}: no inventory {inventory}"
+    # an inline host list ("localhost,") reads no inventory source
+    assert inventory.endswith(",") or (REPO / inventory).exists(), \
+        f"{label}: no inventory {inventory}"
     for assignment in extra:
         name = assignment.split("=", 1)[0]
         assert re.search(rf"\b{re.escape(name)}\b", KNOWN), f"{label}: unknown variable {name}"
