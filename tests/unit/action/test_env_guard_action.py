@@ -153,3 +153,105 @@ def test_no_secret_in_the_whole_output(guard_run):
         for result in _host_results(guard_run, host):
             assert SECRET not in json.dumps(result)
     assert "Traceback" not in text
+
+
+# --------------------------------------------------------------------------- compose environment
+
+FIXTURE = REPO / "tests" / "fixtures" / "atp_app"
+SOURCES = {".env": "deploy_env", ".env.aws": "deploy_env_aws"}
+
+
+def test_values_the_compose_environment_keeps_from_the_container_are_named():
+    env = {"ENVIRONMENT": "aws", "PORTFOLIO_DEBUG": "${PORTFOLIO_DEBUG:-0}",
+           "DATABASE_URL": "postgresql://app:${POSTGRES_PASSWORD}@db/atp", "LOG_LEVEL": "$${x}",
+           "PASSTHROUGH": None}
+    files = {".env": {"ENVIRONMENT": "aws"},
+             ".env.aws": {"ENVIRONMENT": "aws", "PORTFOLIO_DEBUG": "1",
+                          "DATABASE_URL": SECRET, "PASSTHROUGH": "x", "OTHER": "y"}}
+    found = eg.shadowed(files, env, "backend-aws", SOURCES)
+    assert found == [
+        "DATABASE_URL set in deploy_env_aws (.env.aws) does not reach backend-aws: its compose "
+        "environment: sets DATABASE_URL itself, which wins over env_file; drop it from "
+        "deploy_env_aws (.env.aws), or write DATABASE_URL: ${DATABASE_URL} in the compose file "
+        "and set it in deploy_env",
+        "PORTFOLIO_DEBUG set in deploy_env_aws (.env.aws) does not reach backend-aws: its "
+        "compose environment: takes PORTFOLIO_DEBUG from ${PORTFOLIO_DEBUG}, which compose "
+        "fills from .env (deploy_env) when it reads the file; set PORTFOLIO_DEBUG in deploy_env "
+        "instead"]
+    assert SECRET not in " ".join(found)
+    # in .env: compose fills the reference with it; the same literal value: nothing to say
+    files[".env"]["PORTFOLIO_DEBUG"] = "1"
+    del files[".env.aws"]["DATABASE_URL"]
+    assert eg.shadowed(files, env, "backend-aws", SOURCES) == []
+    # a value read later (Parameter Store, None here) for a literal entry: said
+    assert eg.shadowed({".env.aws": {"ENVIRONMENT": None}}, env, "backend-aws", SOURCES)[0] \
+        .startswith("ENVIRONMENT set in deploy_env_aws (.env.aws) does not reach backend-aws")
+    # $$ is compose's escaped dollar, not a reference; $NAME without braces is one
+    assert not eg._refers_to("$${LOG_LEVEL}", "LOG_LEVEL")
+    assert eg._refers_to("$LOG_LEVEL", "LOG_LEVEL") and not eg._refers_to("$LOG_LEVELS",
+                                                                           "LOG_LEVEL")
+
+
+def test_the_sandbox_env_reaches_the_real_apps_container():
+    """The realistic fixture's compose file (the real app's environment: block) and the
+    sandbox's own group_vars: nothing the deploy sets is kept from backend-aws."""
+    import yaml
+    from ansible_collections.atp.deploy.plugins.module_utils import compose_file
+
+    summary = compose_file.compose_summary(str(FIXTURE), "docker-compose.yml", "backend-aws",
+                                           "aws")
+    env = summary["environment"]
+    assert env["PORTFOLIO_DEBUG"] == "${PORTFOLIO_DEBUG:-0}" and env["ENVIRONMENT"] == "aws"
+    sandbox = yaml.safe_load((REPO / "inventory/sandbox/group_vars/backend/env.yml").read_text())
+    files = {".env": {k: str(v) for k, v in sandbox["deploy_env"].items()},
+             ".env.aws": {k: str(v) for k, v in sandbox["deploy_env_aws"].items()}}
+    assert eg.shadowed(files, env, "backend-aws", SOURCES) == []
+    files[".env.aws"]["PORTFOLIO_DEBUG"] = files[".env"].pop("PORTFOLIO_DEBUG")
+    assert [w.split(" ")[0] for w in eg.shadowed(files, env, "backend-aws", SOURCES)] == [
+        "PORTFOLIO_DEBUG"]
+
+
+def test_compose_environment_in_list_form():
+    from ansible_collections.atp.deploy.plugins.module_utils import compose_file
+
+    doc = {"services": {"backend-aws": {"environment": ["A=1", "B", "C=x=y"]},
+                        "other": {"environment": {"D": True, "E": 3, "F": None}}}}
+    assert compose_file.service_environment(doc, "backend-aws") == {"A": "1", "B": None,
+                                                                    "C": "x=y"}
+    assert compose_file.service_environment(doc, "other") == {"D": "true", "E": "3", "F": None}
+
+
+SHADOW_PLAY = """\
+- name: Env guard with the service's compose environment
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Check the env values
+      atp.deploy.env_guard:
+        compose_environment:
+          PORTFOLIO_DEBUG: "${PORTFOLIO_DEBUG:-0}"
+          API_SECRET: fixed-in-compose
+      become: false
+"""
+
+
+def test_a_real_run_warns_by_name_and_goes_on(tmp_path):
+    (tmp_path / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"h": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "deploy_env": {"ENVIRONMENT": "aws"},
+        "deploy_env_aws": {"PORTFOLIO_DEBUG": "1", "API_SECRET": SECRET}}}}}))
+    (tmp_path / "play.yml").write_text(SHADOW_PLAY)
+    (tmp_path / "ansible.cfg").write_text(
+        f"[defaults]\ncollections_path = {REPO / 'collections'}\ngathering = explicit\n")
+    env = {**os.environ, "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),
+           "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_NOCOLOR": "1"}
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "hosts.yml", "play.yml"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text
+    flat = " ".join(text.split())
+    assert "[WARNING]: API_SECRET set in deploy_env_aws (.env.aws) does not reach backend-aws" \
+        in flat
+    assert "[WARNING]: PORTFOLIO_DEBUG set in deploy_env_aws (.env.aws) does not reach" in flat
+    assert SECRET not in text

@@ -332,3 +332,24 @@ def test_monitor_interval_zero_disables_the_loop(backend, monkeypatch) -> None:
     monitor = backend("app.services.signal_monitor")
     monkeypatch.setenv("SIGNAL_MONITOR_INTERVAL_SECONDS", "0")
     assert monitor.start() is False
+
+
+@pytest.mark.parametrize(("mode", "verdict", "kind"), [
+    ("ok", "ok", "pass"), ("unreachable", "unreachable", "transient"),
+    ("auth_error", "rejected", "deterministic")])
+def test_the_smoke_check_judges_the_apps_own_snapshot_answers(client, set_creds, monkeypatch,
+                                                              mode, verdict, kind) -> None:
+    """What the fixture app really answers in each exchange mode, judged by the deploy's
+    smoke check: an unreachable exchange is waited for, a refused key stops at once."""
+    from ansible_collections.atp.deploy.plugins.module_utils import smoke
+
+    set_creds()
+    monkeypatch.setenv("FAKE_EXCHANGE_MODE", mode)
+    response = client.get("/api/portfolio/snapshot", params={"exchange": "CRYPTO_COM"})
+    check = smoke.normalize_check({
+        "name": "snapshot", "path": "/api/portfolio/snapshot?exchange=CRYPTO_COM",
+        "contract": "portfolio_snapshot",
+        "expect_json_keys": ["ok", "as_of", "exchange", "positions", "totals.total_value_usd"]})
+    answer = {"status": response.status_code, "body": response.text}
+    assert smoke.classify_snapshot(response.json())[0] == verdict
+    assert smoke.judge(check, answer, 8002)["kind"] == kind

@@ -45,6 +45,9 @@ def test_backend_aws_under_aws(doc: dict) -> None:
         "optional_env_files": [],
         "all_env_files": [".env", ".env.aws", ".env.db", ".env.local",
                           "frontend/.env.production", ".env.backup"],
+        "environment": {
+            "DATABASE_URL": "postgresql://trader:${POSTGRES_PASSWORD:-traderpass}@db:5432/atp",
+            "ENVIRONMENT": "aws", "PORTFOLIO_DEBUG": "0", "TZ": "UTC"},
     }
 
 

@@ -429,3 +429,32 @@ def test_crash_verdict_stops_waiting_only_for_a_crashing_container():
                     {**up, "restart_count": 2}):
         line = smoke.crash_verdict([crashed])
         assert line.startswith("container b-1 crashed on start") and "docker logs b-1" in line
+
+
+@pytest.mark.parametrize(("message", "errors"), [
+    ("Exchange error: exchange rejected the API key (code 40101 UNAUTHORIZED)", []),
+    ("Exchange error", ["HTTP 401 Unauthorized"]),
+    ("Exchange error: 40103 IP_ILLEGAL", []),
+    ("Exchange error: INVALID_API_KEY", []),
+    ("Exchange error: invalid signature", []),
+])
+def test_credentials_the_exchange_refuses_fail_at_once_unless_allowed(message, errors):
+    """The fixture's FAKE_EXCHANGE_MODE=auth_error wording and the real exchange's codes:
+    waiting will not change a refused key, so the checks stop at once (not after
+    smoke_timeout) with advice about the key, not the network."""
+    body = snapshot(ok=False, message=message, positions=0, errors=errors)
+    assert smoke.classify_snapshot(body)[0] == "rejected"
+    refused = smoke.judge(SNAPSHOT_CHECK, answer(200, body), PORT)
+    assert refused["ok"] is False and refused["kind"] == "deterministic"
+    assert refused["hint"] == smoke.HINT_REJECTED and "IP allow-list" in refused["hint"]
+    allowed = smoke.judge(SNAPSHOT_CHECK, answer(200, body), PORT, allow_exchange_unreachable=True)
+    assert allowed["ok"] is True and allowed["kind"] == "warning"
+    assert allowed["line"].endswith(f"-- {smoke.WARNING_REJECTED}")
+
+
+@pytest.mark.parametrize("message", ["Exchange unreachable: ConnectTimeout api.crypto.com",
+                                     "Exchange error: 502 Bad Gateway", "timeout after 4 s"])
+def test_an_exchange_that_is_only_unreachable_is_still_waited_for(message):
+    body = snapshot(ok=False, message=message, positions=0)
+    assert smoke.classify_snapshot(body)[0] == "unreachable"
+    assert smoke.judge(SNAPSHOT_CHECK, answer(200, body), PORT)["kind"] == "transient"

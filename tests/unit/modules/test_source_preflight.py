@@ -135,6 +135,7 @@ def test_success(repo: Path, run_module, git) -> None:
         "env_files": [".env", ".env.db", ".env.aws"],
         "optional_env_files": [],
         "all_env_files": [".env", ".env.aws", ".env.db"],
+        "environment": {},
     }
     assert result["file_count"] == len(FILES)
     archive = Path(result["archive_path"])
@@ -388,7 +389,7 @@ def test_documentation_is_valid_yaml() -> None:
             "compose", "routes_found"} <= set(returned)
     assert set(returned["compose"]["contains"]) == {
         "file", "service", "profile", "dependencies", "env_files", "optional_env_files",
-        "all_env_files",
+        "all_env_files", "environment",
     }
     yaml.safe_load(source_preflight.EXAMPLES)
 

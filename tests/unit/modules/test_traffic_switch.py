@@ -142,3 +142,29 @@ def test_an_exec_form_pid1_is_stopped_by_docker_stop_alone(world, port):
     out = run_module(traffic_switch, args(world, port))
     assert out["switched"] and "terminated" not in out
     assert not any(a[:1] == ["exec"] for a in world["docker"].argvs)
+
+
+def test_converting_a_shell_pid1_container_that_holds_the_port_sigterms_its_app_first(world,
+                                                                                      port):
+    """The first zero-downtime deploy onto the hand-run topology: the old container publishes
+    the port itself and runs the real app's `sh -c` command. Its app gets SIGTERM before
+    docker stop, or the one gap of the conversion would last stop_timeout (then SIGKILL)."""
+    state = world["docker"].load()
+    for c in state["containers"]:
+        if c["name"] == OLD:
+            c.update(cmd=["sh", "-c", "sleep 10 && python3 -m gunicorn app.main:app"],
+                     stops_on_term=True, ports=[port])
+    state["services"] = {"backend-aws-proxy": {}}
+    world["docker"].save()
+    (world["pdir"] / "status.json").write_text(json.dumps(
+        {"upstream": f"{NEW}:8002", "active": {}}))
+    (world["app"] / "releases" / RID / "docker-compose.yml").write_text("services: {}\n")
+    out = run_module(traffic_switch, args(world, port))
+    assert out.get("failed") is not True, out
+    assert out["switched"] and out["topology"] == "direct"
+    assert out["terminated"] == [OLD]
+    argvs = world["docker"].argvs
+    term = ["exec", OLD, "sh", "-c", "kill -TERM -1 2>/dev/null; exit 0"]
+    stop = ["stop", "-t", "5", OLD]
+    assert term in argvs and stop in argvs and argvs.index(term) < argvs.index(stop)
+    assert any(a[:1] == ["compose"] and "backend-aws-proxy" in a for a in argvs)

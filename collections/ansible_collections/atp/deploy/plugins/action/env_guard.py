@@ -6,6 +6,10 @@ Reads the env variables RAW (task_vars, before Ansible templates them), refuses 
 would template by accident (Jinja markers in a trusted string, see module_utils/env_guard.py),
 renders the rest and refuses a value no env file line can hold (NUL, trailing backslash). Every
 problem names the variable and the key, never the value. No session: nothing runs on a host.
+
+With compose_environment (source_preflight's reading of the service's `environment:`), it also
+warns, names only, about values this deploy sets that the container will not get (compose's
+`environment:` wins over `env_file`; see module_utils/env_guard.shadowed).
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ from ansible_collections.atp.deploy.plugins.module_utils import env_guard as eg
 ARGUMENT_SPEC = {
     "variables": {"type": "list", "elements": "str",
                   "default": ["deploy_env", "deploy_env_aws"]},
+    "compose_environment": {"type": "dict", "default": {}},
+    "service": {"type": "str", "default": "backend-aws"},
 }
+# The env file each variable is written to (app_env render).
+ENV_FILES = {"deploy_env": ".env", "deploy_env_aws": ".env.aws"}
 # ansible-core >= 2.19 / < 2.19 vault-encrypted scalar types (never templated).
 _VAULT_TYPES = ("EncryptedString", "AnsibleVaultEncryptedUnicode")
 
@@ -64,8 +72,10 @@ class ActionModule(ActionBase):
         except Exception as exc:
             return None, eg.template_failure(variable, key, exc)
 
-    def check_variable(self, variable: str, task_vars: dict) -> tuple[int, list[str]]:
-        """(values checked, problems) of one env variable; not set or not a mapping: (0, [])."""
+    def check_variable(self, variable: str, task_vars: dict,
+                       values: dict | None = None) -> tuple[int, list[str]]:
+        """(values checked, problems) of one env variable; not set or not a mapping: (0, []).
+        values (when given) receives {key: rendered value} of the values without a problem."""
         if variable not in task_vars:
             return 0, []
         raw, _names = self._follow(task_vars[variable], task_vars)
@@ -83,7 +93,21 @@ class ActionModule(ActionBase):
                                   else eg.value_problem(variable, str(key), value))
             if problem:
                 problems.append(problem)
+            elif values is not None:
+                values[str(key)] = None if value is None else str(value)
         return len(raw), problems
+
+    def _parameter_names(self, task_vars: dict) -> dict[str, list[str]]:
+        """{env file: [names]} read from Parameter Store later (app_env), when configured."""
+        try:
+            prefix = self._templar.template(task_vars.get("deploy_env_parameter_prefix") or "")
+            names = self._templar.template(task_vars.get("deploy_env_parameters") or {})
+        except Exception:
+            return {}  # deploy_inputs and app_env name what is wrong with them
+        if not prefix or not isinstance(names, Mapping):
+            return {}
+        return {str(f): [str(n) for n in v] for f, v in names.items()
+                if isinstance(v, (list, tuple))}
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -93,13 +117,25 @@ class ActionModule(ActionBase):
         if validation.error_messages:
             return {**result, "failed": True, "changed": False,
                     "msg": "env_guard: " + "; ".join(validation.error_messages)}
-        variables = validation.validated_parameters["variables"]
-        checked, problems = 0, []
+        params = validation.validated_parameters
+        variables = params["variables"]
+        checked, problems, files = 0, [], {}
         for variable in variables:
-            count, found = self.check_variable(variable, task_vars)
+            values = files.setdefault(ENV_FILES[variable], {}) if variable in ENV_FILES else None
+            count, found = self.check_variable(variable, task_vars, values)
             checked += count
             problems += found
         result.update(changed=False, checked=checked, problems=problems)
+        if params["compose_environment"] and not problems:
+            sources = {f: v for v, f in ENV_FILES.items()}
+            for fname, names in self._parameter_names(task_vars).items():
+                sources[fname] = f"{sources.get(fname, fname)} or Parameter Store"
+                for name in names:
+                    files.setdefault(fname, {})[name] = None  # read later: value not known here
+            warnings = eg.shadowed(files, params["compose_environment"], params["service"],
+                                   sources)
+            if warnings:
+                result["warnings"] = warnings
         if problems:
             result.update(failed=True, msg=" | ".join(problems))
         else:

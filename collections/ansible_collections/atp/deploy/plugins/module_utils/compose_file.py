@@ -360,6 +360,22 @@ def all_env_files(doc: dict, compose_dir: str = "") -> list[str]:
     return paths
 
 
+def service_environment(doc: dict, service: str) -> dict[str, str | None]:
+    """The service's ``environment:`` as {name: entry as written} (mapping or list form;
+    None: a name without a value, which compose passes through from its own shell)."""
+    env = _spec(doc, service).get("environment")
+    out: dict[str, str | None] = {}
+    if isinstance(env, dict):
+        for key, value in env.items():
+            out[str(key)] = (None if value is None else
+                             str(value).lower() if isinstance(value, bool) else str(value))
+    elif isinstance(env, list):
+        for item in env:
+            key, sep, value = str(item).partition("=")
+            out[key.strip()] = value if sep else None
+    return out
+
+
 def describe(doc: dict, compose_file: str, service: str, profile: str | list[str]) -> dict:
     """The ``compose`` summary of the source_preflight result (see module RETURN)."""
     doc = check_document(doc, compose_file)
@@ -381,6 +397,7 @@ def describe(doc: dict, compose_file: str, service: str, profile: str | list[str
         "env_files": env_files,
         "optional_env_files": [p for p in optional if p not in env_files],
         "all_env_files": all_env_files(doc, compose_dir),
+        "environment": service_environment(doc, service),
     }
 
 

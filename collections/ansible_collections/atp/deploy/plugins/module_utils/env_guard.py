@@ -36,6 +36,52 @@ _EXPR_RE = re.compile(
 _REFERENCE_RE = re.compile(r"^\s*\{\{-?\s*(" + _NAME + r")\s*-?\}\}\s*$")
 
 
+def _refers_to(entry: str, key: str) -> bool:
+    """Whether a compose ``environment:`` entry takes its value from ``${key}`` / ``$key``."""
+    name = re.escape(key)
+    pattern = r"(?<!\$)\$(?:\{" + name + r"(?:[:?+-][^}]*)?\}|" + name + r"(?![A-Za-z0-9_]))"
+    return re.search(pattern, entry) is not None
+
+
+def shadowed(files: dict[str, dict[str, str | None]], environment: dict[str, str | None],
+             service: str, sources: dict[str, str]) -> list[str]:
+    """Warnings, names only, for env values this deploy sets that the service's compose
+    ``environment:`` keeps from the container (it wins over ``env_file``).
+
+    files: {".env": {key: value or None (not known here)}, ".env.aws": {...}};
+    environment: compose_file.service_environment(); sources: {file: "deploy_env", ...}.
+    An entry referring to ``${KEY}`` is filled by compose from the project's ``.env`` when it
+    reads the file: a value only in ``.env.aws`` never reaches the container. Any other entry
+    sets the value itself: a different value in an env file is never seen.
+    """
+    dot_env, aws = files.get(".env", {}), files.get(".env.aws", {})
+    out = []
+    for key in sorted(set(dot_env) | set(aws)):
+        entry = environment.get(key)
+        if entry is None:
+            continue
+        where = " and ".join(f"{sources.get(f, f)} ({f})" for f in (".env", ".env.aws")
+                             if key in files.get(f, {}))
+        if _refers_to(entry, key):
+            if key in aws and (key not in dot_env or aws[key] is None
+                               or dot_env[key] != aws[key]):
+                out.append(
+                    f"{key} set in {sources.get('.env.aws', '.env.aws')} (.env.aws) does not "
+                    f"reach {service}: its compose environment: takes {key} from ${{{key}}}, "
+                    f"which compose fills from .env ({sources.get('.env', '.env')}) when it "
+                    f"reads the file; set {key} in {sources.get('.env', '.env')} instead")
+            continue
+        values = [files[f][key] for f in (".env", ".env.aws") if key in files.get(f, {})]
+        if "$" not in entry and all(v == entry for v in values):
+            continue  # the same value either way
+        out.append(
+            f"{key} set in {where} does not reach {service}: its compose environment: sets "
+            f"{key} itself, which wins over env_file; drop it from {where}, or write "
+            f"{key}: ${{{key}}} in the compose file and set it in "
+            f"{sources.get('.env', '.env')}")
+    return out
+
+
 def markers(text: str) -> list[str]:
     """The Jinja opening markers found in text, in MARKERS order."""
     return [m for m in MARKERS if m in text]

@@ -9,10 +9,12 @@ dotted JSON paths (expect_json), keys present at dotted paths (expect_json_keys)
 
 Every judged answer has a kind:
   pass           the check passed
-  warning        passed, with a warning (exchange unreachable, allowed for this deploy)
+  warning        passed, with a warning (exchange unreachable or credentials rejected,
+                 allowed for this deploy)
   transient      can change by waiting: no answer, 502/503/504, exchange unreachable
   deterministic  a wrong answer that waiting will not change (404, wrong value, missing keys,
-                 credentials missing, ...): seen N times in a row, the checks stop at once.
+                 credentials missing or rejected by the exchange, ...): seen N times in a row,
+                 the checks stop at once.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ CONTRACT_PORTFOLIO_SNAPSHOT = "portfolio_snapshot"
 CONTRACTS = (CONTRACT_PORTFOLIO_SNAPSHOT,)
 TRANSIENT_STATUSES = (502, 503, 504)
 CREDENTIALS_MESSAGE = "missing api credentials"
+# An ok=false reason that says the exchange refused the credentials (an HTTP 401, Crypto.com's
+# 4010x codes such as 40101 "not authenticated" or 40103 "IP illegal", an invalid key or
+# signature): waiting will not change it, unlike an unreachable exchange.
+REJECTED = re.compile(
+    r"\b(?:401|4010\d|unauthori[sz]ed|not authenticated|authentication (?:failed|error)"
+    r"|invalid[ _-]?(?:api[ _-]?)?key|invalid[ _-]?signature|bad[ _-]?signature"
+    r"|ip[ _-]?illegal|not whitelisted|ip (?:address )?not allowed)\b", re.I)
 ROUTES_CHECK = "routes"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -61,6 +70,11 @@ HINT_UNREACHABLE = (
     "the app could not reach the exchange: check the instance's outbound network and the "
     "exchange's status; to deploy anyway, pass -e deploy_allow_exchange_unreachable=true"
 )
+HINT_REJECTED = (
+    "the exchange refused the app's credentials: check the key and secret in the env files "
+    "(deploy_env_aws or Parameter Store) and the key's IP allow-list (the instance's public "
+    "address); to deploy anyway, pass -e deploy_allow_exchange_unreachable=true"
+)
 HINT_NO_REASON = "the app answered ok=false without message, errors or missing_env: docker logs"
 HINT_NO_OK = "the answer has no boolean 'ok': is this the portfolio snapshot route?"
 HINT_ROUTES = (
@@ -72,6 +86,10 @@ HINT_NO_OPENAPI = (
 )
 WARNING_UNREACHABLE = (
     "exchange unreachable, allowed for this deploy (deploy_allow_exchange_unreachable=true)"
+)
+WARNING_REJECTED = (
+    "credentials rejected by the exchange, allowed for this deploy "
+    "(deploy_allow_exchange_unreachable=true)"
 )
 
 ERROR_LINE = re.compile(r"\b(?:ERROR|CRITICAL)\b|Traceback \(most recent call last\)")
@@ -242,8 +260,10 @@ def classify_snapshot(doc) -> tuple[str, str, str]:
     """The portfolio snapshot contract -> (verdict, seen, hint).
 
     verdict: "ok"; "credentials" (message "Missing API credentials" or a non-empty missing_env:
-    always fails); "unreachable" (any other ok=false with a message or errors: fails unless
-    allowed); "no_reason" (ok=false, nothing said); "no_ok" (no boolean ok).
+    always fails); "rejected" (the message or errors say the exchange refused the credentials,
+    REJECTED: fails at once unless allowed); "unreachable" (any other ok=false with a message
+    or errors: waited for, fails unless allowed); "no_reason" (ok=false, nothing said);
+    "no_ok" (no boolean ok).
     """
     if not isinstance(doc, dict):
         return "no_ok", f"body is {type(doc).__name__}, not a JSON object", HINT_NO_OK
@@ -267,6 +287,8 @@ def classify_snapshot(doc) -> tuple[str, str, str]:
     if missing_env or CREDENTIALS_MESSAGE in message.lower():
         names = ", ".join(missing_env) or "the exchange API key and secret"
         return "credentials", seen, HINT_CREDENTIALS.format(names=names)
+    if any(REJECTED.search(text) for text in [message, *errors]):
+        return "rejected", seen, HINT_REJECTED
     if message or errors:
         return "unreachable", seen, HINT_UNREACHABLE
     return "no_reason", seen, HINT_NO_REASON
@@ -376,10 +398,11 @@ def judge(check: dict, answer: dict, port: int, allow_exchange_unreachable: bool
         return _result(check, DETERMINISTIC, status, body, f"{status} {', '.join(problems)}",
                        contract_hint)
     seen = contract_seen + (f", {', '.join(problems)}" if problems else "")
-    if verdict == "unreachable" and allow_exchange_unreachable and not problems:
+    if verdict in ("unreachable", "rejected") and allow_exchange_unreachable and not problems:
+        why = WARNING_REJECTED if verdict == "rejected" else WARNING_UNREACHABLE
         return _result(check, WARNING, status, body, seen, contract_hint,
-                       line=f"{name}: WARNING {seen} -- {WARNING_UNREACHABLE}",
-                       warning=f"{name}: {seen} -- {WARNING_UNREACHABLE}")
+                       line=f"{name}: WARNING {seen} -- {why}",
+                       warning=f"{name}: {seen} -- {why}")
     kind = TRANSIENT if verdict == "unreachable" and not problems else DETERMINISTIC
     return _result(check, kind, status, body, seen, contract_hint)
 

@@ -25,6 +25,12 @@ description:
   - >-
     Every rendered value must fit an env file line (C(module_utils/dotenv.py) value_problem):
     a NUL or a trailing backslash is refused; quotes, newlines, C($), C(#) are encoded.
+  - >-
+    With O(compose_environment), a value this deploy sets (C(deploy_env) is written to C(.env),
+    C(deploy_env_aws) to C(.env.aws), Parameter Store names count too) that the service's
+    compose C(environment:) keeps from the container is a warning, naming the key, never a
+    value. An entry that sets the key itself wins over C(env_file); an entry C(${KEY}) is filled
+    by compose from the project's C(.env) only, so a value only in C(.env.aws) never arrives.
 version_added: "1.1.0"
 author: atp.deploy contributors (!UNKNOWN)
 options:
@@ -33,11 +39,23 @@ options:
     type: list
     elements: str
     default: [deploy_env, deploy_env_aws]
+  compose_environment:
+    description:
+      - The service's C(environment) entries as written in its compose file (C(source_preflight)
+        result C(compose.environment)). Empty, nothing is compared.
+    type: dict
+    default: {}
+  service:
+    description: The compose service the warnings name.
+    type: str
+    default: backend-aws
 """
 
 EXAMPLES = r"""
 - name: Check the env values are taken as written (controller only)
   atp.deploy.env_guard:
+    compose_environment: "{{ source_preflight_result.compose.environment }}"
+    service: backend-aws
   become: false
 """
 
@@ -60,7 +78,9 @@ def main() -> None:
     """Only reached when the action plugin is bypassed: this never runs on a host."""
     module = AnsibleModule(
         argument_spec={"variables": {"type": "list", "elements": "str",
-                                     "default": ["deploy_env", "deploy_env_aws"]}},
+                                     "default": ["deploy_env", "deploy_env_aws"]},
+                       "compose_environment": {"type": "dict", "default": {}},
+                       "service": {"type": "str", "default": "backend-aws"}},
         supports_check_mode=True)
     module.fail_json(msg="atp.deploy.env_guard runs on the controller (action plugin)")
 

@@ -21,9 +21,11 @@ description:
     twice) also ends them at once.
   - With C(contract=portfolio_snapshot) a check classifies an C(ok=false) answer by its reason.
     Credentials missing (message C(Missing API credentials), or a non-empty C(missing_env))
-    always fails. Any other C(ok=false) with a message or errors means the exchange is
-    unreachable. That fails too, unless O(allow_exchange_unreachable) is set, and then the
-    check passes with a warning.
+    always fails. A message or errors saying the exchange refused the credentials (HTTP 401,
+    C(UNAUTHORIZED), Crypto.com's C(4010x) codes, an invalid key or signature, an IP not
+    allowed) fails at once. Any other C(ok=false) with a message or errors means the exchange
+    is unreachable, and is waited for. Both fail, unless O(allow_exchange_unreachable) is set,
+    and then the check passes with a warning.
   - With O(project_name) and O(service), the service container's C(docker logs) are read
     from the start of the checks. Lines with C(ERROR), C(CRITICAL) or C(Traceback) are counted
     and reported as a rate a minute. The checks fail only when O(max_error_rate) is set and the
@@ -107,8 +109,9 @@ options:
       - POST /api/portfolio/refresh
   allow_exchange_unreachable:
     description:
-      - An C(ok=false) snapshot that says the exchange is unreachable passes with a warning
-        instead of failing (for this deploy only). Missing credentials still fail.
+      - An C(ok=false) snapshot that says the exchange is unreachable or refused the
+        credentials passes with a warning instead of failing (for this deploy only). Missing
+        credentials still fail.
     type: bool
     default: false
   timeout:

@@ -267,6 +267,12 @@ compose:
       description: Every C(env_file) of every service in the file, any profile.
       type: list
       elements: str
+    environment:
+      description:
+        - The service's C(environment) entries as written in the compose file (C(${VAR})
+          references unexpanded; null for a name without a value). They win over its
+          C(env_file) values; atp.deploy.env_guard warns when the deploy sets one of them.
+      type: dict
 excluded_secrets:
   description: Secret files of the checkout left out of the archive (paths, never content).
   returned: success

@@ -312,6 +312,9 @@ class Switch:
             for proxy in proxies if stale else []:
                 self.run(docker_cmd.rm_force(proxy["name"], self.docker))
             if direct:
+                # The real app's `sh -c "sleep 10 && gunicorn ..."` PID 1 ignores docker stop's
+                # SIGTERM: without this the gap would last stop_timeout, ending in SIGKILL.
+                self.term_app_processes(direct)
                 rc, out, _err = self.run(docker_cmd.stop(direct, p["stop_timeout"], self.docker),
                                          timeout=p["stop_timeout"] + READ_TIMEOUT)
                 if rc != 0:
