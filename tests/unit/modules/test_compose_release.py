@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -388,6 +389,37 @@ def test_gate_timeout_removes_the_oneoff_container(app_root, releases, docker):
         f"(raise deploy_route_gate_timeout if the import is that slow); removed the one-off "
         f"container {name}; the running container was not touched")
     assert_untouched(app_root, docker, old, result)
+
+
+def test_one_deadline_for_the_whole_call_cuts_a_step_short_and_says_why(app_root, releases,
+                                                                        docker):
+    """Over SSM ansible_aws_ssm_timeout cuts one remote call off (the module would go on
+    running unread): with call_timeout each step waits at most what is left of it."""
+    old, new = releases
+    docker.add_container(id="c-old", image_id="sha256:old")
+    docker.state["run"] = {"hang": 30}
+    docker.save()
+    started = time.monotonic()
+    result = compose(app_root, new, route_gate_timeout=120, call_timeout=3)
+    assert time.monotonic() - started < 15
+    assert result["failed"] is True
+    assert re.search(r"^route gate for release \S+: importing app.main:app did not finish within "
+                     r"[123]s \(what was left of this call's 3s, call_timeout: "
+                     r"ansible_aws_ssm_timeout less a margin\); removed the one-off container",
+                     result["msg"]), result["msg"]
+    assert_untouched(app_root, docker, old, result)
+
+
+def test_the_call_budget_only_ever_shortens_a_step():
+    budget = compose_release.Budget()
+    budget.start(0)
+    assert budget.limit(840, "deploy_build_timeout") == (840, "deploy_build_timeout")
+    budget.start(100)
+    assert budget.limit(30, "deploy_route_gate_timeout") == (30, "deploy_route_gate_timeout")
+    seconds, why = budget.limit(840, "deploy_build_timeout")
+    assert seconds in (99, 100) and why.startswith("what was left of this call's 100s")
+    budget.deadline = time.monotonic() - 5  # spent: a step still gets a second to say so
+    assert budget.limit(840, "x")[0] == 1
 
 
 def test_gate_without_a_result_shows_what_compose_said(app_root, releases, docker):

@@ -169,7 +169,8 @@ def evaluate(rc: int, stdout: str, expected: list[str], timed_out: bool = False)
 
 
 def failure_message(verdict: dict, release_id: str, app_import: str, untouched: str,
-                    timeout: int = 0, oneoff: str = "", rc: int | None = None) -> str:
+                    timeout: int = 0, oneoff: str = "", rc: int | None = None,
+                    bound: str = "") -> str:
     """The module's failure text for a failed gate. `untouched` is the sentence saying what was
     left as it was (e.g. 'the running container was not touched, current still points at X')."""
     kind = verdict["verdict"]
@@ -185,8 +186,9 @@ def failure_message(verdict: dict, release_id: str, app_import: str, untouched: 
                           f"{untouched}; fix the app and re-run. Last traceback lines:",
                           *verdict["detail"]])
     if kind == "timeout":
-        head = (f"{what}: importing {app_import} did not finish within {timeout}s (raise "
-                f"deploy_route_gate_timeout if the import is that slow); removed the one-off "
+        head = (f"{what}: importing {app_import} did not finish within {timeout}s ("
+                + (bound or "raise deploy_route_gate_timeout if the import is that slow")
+                + "); removed the one-off "
                 f"container {oneoff}; {untouched}")
     else:
         head = (f"{what}: the one-off container printed no route list (exit {rc}); expected "

@@ -80,6 +80,16 @@ options:
     description: Seconds allowed for each of build, starting a dependency, and up (at least 1).
     type: int
     default: 900
+  call_timeout:
+    description:
+      - Seconds this whole call may take (0, the default, sets no bound). Over SSM one remote
+        call is cut off at C(ansible_aws_ssm_timeout), which would leave this module running on
+        the instance with nobody reading it; the role passes that timeout less a margin. Each
+        step (build, route gate, dependency wait, starting the container) then waits at most
+        its own timeout or what is left of this one, whichever is less, and a step cut short
+        says so.
+    type: int
+    default: 0
   route_gate:
     description: Run the route gate before activating a release that is not active yet.
     type: bool
@@ -317,6 +327,32 @@ GATE_ENTRYPOINT = "python3"
 MIN_LOG_LINES = 3
 
 
+class Budget:
+    """One deadline for the whole call (call_timeout > 0): a step waits at most its own
+    timeout or what is left, whichever is less."""
+
+    def __init__(self) -> None:
+        self.seconds = 0
+        self.deadline: float | None = None
+
+    def start(self, seconds: int) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds if seconds > 0 else None
+
+    def limit(self, own: int, name: str) -> tuple[int, str]:
+        """(seconds, the setting that bounds them) for a step whose own timeout is `own`."""
+        if self.deadline is None:
+            return own, name
+        left = max(1, int(self.deadline - time.monotonic()))
+        if own <= left:
+            return own, name
+        return left, (f"what was left of this call's {self.seconds}s, call_timeout: "
+                      "ansible_aws_ssm_timeout less a margin")
+
+
+BUDGET = Budget()  # started by main(): one call, one deadline
+
+
 class Docker:
     def __init__(self, module: AnsibleModule, docker: str, project: str, result: dict):
         self.module = module
@@ -366,6 +402,7 @@ ARGUMENT_SPEC = {
     "image_from": {"type": "str", "default": ""},
     "build_log_lines": {"type": "int", "default": 15},
     "command_timeout": {"type": "int", "default": 900},
+    "call_timeout": {"type": "int", "default": 0},
     "route_gate": {"type": "bool", "default": True},
     "route_gate_timeout": {"type": "int", "default": 120},
     "app_import": {"type": "str", "default": "app.main:app"},
@@ -429,6 +466,7 @@ def main() -> None:
     masking.protect(module, masking.for_release(app_root, os.path.join(
         app_root, "releases", rid or "none")))
     time_failures(module, result)
+    BUDGET.start(p["call_timeout"])
     lock_file = deploy_lock.module_lock_file(p, app_root)
     deploy_lock.hold(module, lock_file, p["lock_token"], "compose_release", result)
     try:
@@ -508,11 +546,12 @@ def main() -> None:
         result["tagged_from"] = p["image_from"]
     if image_id is None:
         argv = docker_cmd.compose_build(project, files, p["profile"], service, docker)
+        limit, bound = BUDGET.limit(p["command_timeout"], "deploy_build_timeout")
         with timed(result, "build"):
             rc, out, _err = proc.run(argv, cwd=release_dir, env_update=BUILD_ENV,
-                                     timeout=p["command_timeout"], merge_stderr=True)
+                                     timeout=limit, merge_stderr=True)
         if rc != 0:
-            how = (f"did not finish within {p['command_timeout']}s (deploy_build_timeout)"
+            how = (f"did not finish within {limit}s ({bound})"
                    if rc == proc.TIMEOUT_RC else f"failed (exit {rc})")
             excerpt = docker_cmd.error_excerpt(out, log_lines - 2)
             fail("\n".join([f"docker build for release {rid} {how}:", *excerpt,
@@ -554,12 +593,12 @@ def main() -> None:
         result["switched"] = True
 
     argv = docker_cmd.compose_up(project, files, p["profile"], service, docker)
+    limit, bound = BUDGET.limit(p["command_timeout"], "deploy_build_timeout")
     with timed(result, "up"):
-        rc, out, _err = proc.run(argv, cwd=release_dir, timeout=p["command_timeout"],
-                                 merge_stderr=True)
+        rc, out, _err = proc.run(argv, cwd=release_dir, timeout=limit, merge_stderr=True)
     if rc != 0:
         result["changed"] = True
-        how = (f"did not finish within {p['command_timeout']}s" if rc == proc.TIMEOUT_RC
+        how = (f"did not finish within {limit}s ({bound})" if rc == proc.TIMEOUT_RC
                else f"failed (exit {rc})")
         fail("\n".join([f"docker compose up for release {rid} {how}:",
                         *docker_cmd.error_excerpt(out, log_lines - 2),
@@ -642,8 +681,8 @@ def run_gate(module: AnsibleModule, dk: Docker, p: dict, release_dir: str, files
                                        name, GATE_ENTRYPOINT,
                                        ["-c", route_gate.PROGRAM, app_module, app_attr],
                                        dk.docker)
-    rc, out, err = proc.run(argv, cwd=release_dir, timeout=p["route_gate_timeout"],
-                            merge_stderr=True)
+    limit, bound = BUDGET.limit(p["route_gate_timeout"], "")
+    rc, out, err = proc.run(argv, cwd=release_dir, timeout=limit, merge_stderr=True)
     timed_out = rc == proc.TIMEOUT_RC and err.startswith("timed out")
     if timed_out:
         proc.run(docker_cmd.rm_force(name, dk.docker), timeout=READ_TIMEOUT)
@@ -654,14 +693,14 @@ def run_gate(module: AnsibleModule, dk: Docker, p: dict, release_dir: str, files
     if not verdict["ok"]:
         module.fail_json(msg=route_gate.failure_message(
             verdict, p["release_id"], p["app_import"], untouched,
-            timeout=p["route_gate_timeout"], oneoff=name, rc=rc), **result)
+            timeout=limit, oneoff=name, rc=rc, bound=bound), **result)
 
 
 def ensure_dependencies(dk: Docker, p: dict, release_dir: str, files: list[str],
                         deps: list[dict], result: dict, untouched: str) -> None:
     """Keep running dependencies, start missing/stopped ones (never recreate), wait for each
     (in order, one deadline for all) until its depends_on condition holds."""
-    deadline = time.monotonic() + p["dependency_timeout"]
+    deadline = time.monotonic() + BUDGET.limit(p["dependency_timeout"], "")[0]
     for dep in deps:
         containers = dk.service_containers(dep["name"])
         entry = {"name": dep["name"], "condition": dep["condition"],
@@ -676,8 +715,9 @@ def ensure_dependencies(dk: Docker, p: dict, release_dir: str, files: list[str],
         if compose_deps.needs_start(dep, containers):
             argv = docker_cmd.compose_start_dependency(p["project_name"], files, p["profile"],
                                                        dep["name"], dk.docker)
-            rc, out, _err = proc.run(argv, cwd=release_dir, timeout=p["command_timeout"],
-                                     merge_stderr=True)
+            rc, out, _err = proc.run(
+                argv, cwd=release_dir, merge_stderr=True,
+                timeout=BUDGET.limit(p["command_timeout"], "deploy_build_timeout")[0])
             if rc != 0:
                 dk.fail("\n".join([
                     f"starting dependency {dep['name']} ({entry['before']}) failed (exit {rc}):",
@@ -787,8 +827,8 @@ def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_
     argv = docker_cmd.compose_scale_up(project, files, p["profile"], service,
                                        len(running) + 1, dk.docker)
     started_at = round(time.time(), 3)
-    rc, out, _err = proc.run(argv, cwd=release_dir, timeout=p["command_timeout"],
-                             merge_stderr=True)
+    limit, bound = BUDGET.limit(p["command_timeout"], "deploy_build_timeout")
+    rc, out, _err = proc.run(argv, cwd=release_dir, timeout=limit, merge_stderr=True)
     after = dk.service_containers(service)
     new = zero_downtime.new_containers(before, after)
     gone = {c["id"] for c in before} - {c["id"] for c in after if c["running"]}
@@ -799,7 +839,7 @@ def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_
         dk.fail("\n".join([*why, gone_note]))
 
     if rc != 0:
-        how = (f"did not finish within {p['command_timeout']}s" if rc == proc.TIMEOUT_RC
+        how = (f"did not finish within {limit}s ({bound})" if rc == proc.TIMEOUT_RC
                else f"failed (exit {rc})")
         discard([f"starting the container of release {rid} beside the running one {how}:",
                  *docker_cmd.error_excerpt(out, p["build_log_lines"] - 2)])
@@ -821,7 +861,8 @@ def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_
             return next((c for c in dk.service_containers(cand["service"])
                          if c["id"] == cand["id"]), None)
 
-        problem = zero_downtime.wait_answering(url + p["health_path"], p["candidate_timeout"],
+        problem = zero_downtime.wait_answering(url + p["health_path"],
+                                               BUDGET.limit(p["candidate_timeout"], "")[0],
                                                state)
     elif url:
         problem = None  # the smoke checks wait for it (candidate.health_url), in their session
