@@ -72,6 +72,22 @@ def test_rollback_to_previous_then_to_a_named_release(two_releases):
     assert current() == b
 
 
+def test_a_release_is_rolled_back_to_on_its_health_not_on_todays_contract(two_releases):
+    """The release served before: a route added to the contract since (or the exchange's
+    state today) does not decide whether the operator may go back to it."""
+    active = current()
+    target = next(r for r in on_instance("ls", f"{APP}/releases").split() if r != active)
+    contract = {"deploy_expected_routes": ["GET /api/health", "GET /api/added-since-then"]}
+    proc = playbook("playbooks/rollback.yml", "-e", f"rollback_to={target}",
+                    "-e", json.dumps(contract), "-e", "smoke_timeout=20")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert current() == target
+    assert "added-since-then" not in proc.stdout
+    proc = playbook("playbooks/rollback.yml", "-e", f"rollback_to={active}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert current() == active
+
+
 def test_retention_keeps_the_newest_and_never_the_active_or_previous(two_releases):
     tmp, (_a, b) = two_releases
     proc = playbook("deploy.yml", "-e", f"backend_src_dir={variant(tmp, 'release-c')}",

@@ -117,8 +117,8 @@ def test_parse_inspect_and_filters():
     assert containers[0] == {
         "id": "c1", "name": "atp-backend-aws-1", "image": "repo:rel", "image_id": "sha256:img",
         "state": "running", "running": True, "project": "atp", "service": "backend-aws",
-        "host_ports": [8002], "restart_count": 0, "exit_code": None, "health": None,
-        "ips": {}, "cmd": []}
+        "working_dir": None, "host_ports": [8002], "restart_count": 0, "exit_code": None,
+        "health": None, "ips": {}, "cmd": []}
     assert containers[2]["running"] is False and containers[2]["host_ports"] == []
     assert (containers[2]["restart_count"], containers[2]["exit_code"]) == (3, 1)
     assert [c["id"] for c in dc.service_containers(containers, "atp", "backend-aws")] == ["c1"]

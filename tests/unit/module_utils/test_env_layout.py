@@ -303,3 +303,18 @@ def test_scan_compose_env_files_reads_every_form():
 def test_scan_compose_env_files_empty():
     assert env_layout.scan_compose_env_files("") == []
     assert env_layout.scan_compose_env_files("services:\n  a:\n    image: x\n") == []
+
+
+def test_the_proxys_files_in_shared_are_never_kept_as_env(tmp_path):
+    """Release zero's env is shared/ itself (the layout before env sets); a zero-downtime
+    deploy adds shared/proxy/ (its program, upstream, status): a later env set must not take
+    those for env files and link them into every release."""
+    from ansible_collections.atp.deploy.plugins.module_utils import zero_downtime
+
+    shared = tmp_path / "shared"
+    for rel in (".env", ".env.aws", ".env.db", "secrets/key.pem", "env/abc/.env",
+                "proxy/tcp_proxy.py", "proxy/upstream", "proxy/status.json"):
+        (shared / rel).parent.mkdir(parents=True, exist_ok=True)
+        (shared / rel).write_text("x\n")
+    assert zero_downtime.proxy_dir(str(tmp_path)) == str(shared / env_layout.PROXY_DIR)
+    assert env_layout.kept_rels(str(shared), legacy=True) == [".env", ".env.aws", ".env.db"]

@@ -134,3 +134,20 @@ def test_inspect_problem_ignores_missing_images():
     assert hs.inspect_problem("Error: No such image: r:a\nError: No such image: r:b") is None
     assert hs.inspect_problem("Cannot connect to the Docker daemon\n") == (
         "Cannot connect to the Docker daemon")
+
+
+def test_previous_says_which_good_releases_it_passed_over_and_why():
+    """B served after A but its image was pruned: "previous" goes to A, and says it passed B
+    over (a failed C is never a target, so it is not named)."""
+    releases = [rel(r) for r in (A, B, C, D)]
+    records = log((A, "ok"), (B, "ok"), (C, "failed"), (D, "ok"))
+    entries = hs.build_history(releases, records, D, images(A, C, D), REPO)
+    assert hs.previous_release(entries, records, D) == A
+    assert hs.passed_over(entries, records, D, A) == [
+        f"{B} (its image {REPO}:{B} is gone, pruned?)"]
+    # B's release dir gone too
+    entries = hs.build_history([rel(r) for r in (A, C, D)], records, D, images(A, C, D), REPO)
+    assert hs.passed_over(entries, records, D, A) == [f"{B} (no longer on the instance)"]
+    # nothing passed over when previous is the release live just before
+    entries = hs.build_history(releases, records, D, images(A, B, C, D), REPO)
+    assert hs.passed_over(entries, records, D, B) == []

@@ -156,3 +156,20 @@ def test_strays_beside_the_deploys_own_project_only_warn(rename: bool) -> None:
         f"containers of {SERVICE} or its dependencies also exist under another compose project "
         f"(other: stray-db (db)); the deploy uses {PROJECT}, which already runs them: remove the "
         "stray ones when they are not needed")
+
+
+# --------------------------------------------------------------------------- checkout_check
+
+
+def test_a_checkout_is_inside_app_root_or_named(tmp_path) -> None:
+    root = str(tmp_path / "app")
+    inside = [dict(box("b", SERVICE), running=True, working_dir=root),
+              dict(box("d", "db"), running=True, working_dir=f"{root}/releases/x"),
+              dict(box("old", SERVICE), running=False, working_dir="/opt/x"),  # stopped
+              dict(box("other", SERVICE, project="p2"), running=True, working_dir="/opt/x"),
+              dict(box("nolabel", SERVICE), running=True)]
+    assert ic.checkout_check(root, PROJECT, SERVICE, DB, inside) is None
+    # a sibling that only shares the prefix is outside
+    out = [dict(box("b", SERVICE), running=True, working_dir=f"{root}-old")]
+    problem = ic.checkout_check(root, PROJECT, SERVICE, DB, out)
+    assert problem and f"pass -e deploy_app_root={root}-old" in problem and "\n" not in problem

@@ -88,6 +88,8 @@ def inspect_doc(c: dict) -> dict:
         labels["com.docker.compose.project"] = c["project"]
     if c.get("service"):
         labels["com.docker.compose.service"] = c["service"]
+    if c.get("working_dir"):
+        labels["com.docker.compose.project.working_dir"] = c["working_dir"]
     ports = {f"{p}/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(p)}] for p in c.get("ports", [])}
     return {
         "Id": c["id"],

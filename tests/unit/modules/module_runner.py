@@ -84,6 +84,8 @@ class FakeDocker:
             "service": kwargs.get("service", "backend-aws"),
             "ports": kwargs.get("ports", [8002]),
         }
+        if kwargs.get("working_dir"):
+            container["working_dir"] = kwargs["working_dir"]  # compose's project working dir
         self.state["containers"].append(container)
         self.save()
         return container

@@ -107,6 +107,18 @@ def test_select_failed_release_by_id_warns(app_root, docker):
                for w in warnings_of(result))
 
 
+def test_previous_names_the_releases_it_passed_over(app_root, docker):
+    """Three good releases, the middle one's image pruned: plain rollback.yml goes two
+    releases back, and says so instead of only reporting success."""
+    rids = deployed(app_root, docker, ["ok", "ok", "ok"], images=(0, 2))
+    result = history(app_root, select="previous")
+    assert result["selected"]["id"] == rids[0]
+    assert [w for w in warnings_of(result) if "passing over" in w] == [
+        f"rolling back to {rids[0]}, passing over the release(s) live after it that cannot be "
+        f"rolled back to: {rids[1]} (its image {REPO}:{rids[1]} is gone, pruned?); to go back "
+        "to one of them, deploy its source again"]
+
+
 def test_select_unknown_id(app_root, docker):
     rids = deployed(app_root, docker, ["ok", "ok"])
     result = history(app_root, select="20991231T000000Z-ffffffffffff")

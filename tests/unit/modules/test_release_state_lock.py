@@ -97,6 +97,31 @@ def test_project_of_the_running_db_must_match(app_root, docker):
     assert not lock_path(app_root).exists()
 
 
+def test_a_stack_started_from_a_checkout_outside_app_root_is_refused(app_root, docker):
+    """The hand-managed stack runs from /opt/...: deploying to the default app root would
+    not adopt that checkout (its env files, the db password) and would replace its backend."""
+    elsewhere = "/opt/automated-trading-platform"
+    docker.add_container(id="db1", name="postgres_hardened", service="db", ports=[],
+                         project="automated-trading-platform", working_dir=elsewhere)
+    docker.add_container(id="be1", name="automated-trading-platform-backend-aws-1",
+                         project="automated-trading-platform", service="backend-aws",
+                         working_dir=elsewhere)
+    result = state(app_root, lock=LOCK, dependencies=DB)
+    assert result["failed"] is True
+    assert result["msg"].startswith(
+        "the running automated-trading-platform-backend-aws-1 (backend-aws), postgres_hardened "
+        f"(db) of compose project automated-trading-platform were started from {elsewhere} "
+        f"(their compose working dir), not under deploy_app_root {app_root}: ")
+    assert f"pass -e deploy_app_root={elsewhere}" in result["msg"]
+    assert not lock_path(app_root).exists()
+    # started from app_root itself (adoption) or from one of its releases: deployed over
+    for c in docker.load()["containers"]:
+        c["working_dir"] = str(app_root / "releases" / "20261130T120000Z-aaaaaaaaaaaa")
+    docker.save()
+    result = state(app_root, lock=LOCK, dependencies=DB)
+    assert "failed" not in result, result.get("msg")
+
+
 def test_rename_project_allows_the_change_with_a_warning(app_root, docker):
     docker.add_container(id="db1", name="postgres_hardened", project="atp-old", service="db",
                          ports=[])

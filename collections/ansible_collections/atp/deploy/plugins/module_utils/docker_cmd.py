@@ -14,6 +14,7 @@ import re
 MIN_COMPOSE = (2, 18)
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
 OVERRIDE_NAME = "docker-compose.deploy.yml"
 
 
@@ -297,6 +298,7 @@ def parse_inspect(text: str) -> list[dict]:
             "running": bool(state.get("Running")),
             "project": labels.get(PROJECT_LABEL),
             "service": labels.get(SERVICE_LABEL),
+            "working_dir": labels.get(WORKING_DIR_LABEL),
             "host_ports": _host_ports(attrs),
             "restart_count": int(attrs.get("RestartCount") or 0),
             "exit_code": state.get("ExitCode"),

@@ -28,6 +28,7 @@ from ansible_collections.atp.deploy.plugins.module_utils.release_manifest import
 
 SECRETS_NAME = release_model.SECRETS_NAME
 SECRETS_LINK = "../../shared/secrets"
+PROXY_DIR = "proxy"  # shared/proxy: the zero-downtime proxy's files (zero_downtime.proxy_dir)
 DEFAULT_ENV_FILES = (".env", ".env.aws")
 LEGACY_ENV = release_model.LEGACY_ENV
 ENV_MODE = 0o600
@@ -200,8 +201,9 @@ def kept_rels(base_dir: str, legacy: bool) -> list[str]:
     """The env files of the merge base that every new env set keeps, so nothing of the
     operator's env is dropped because a release's compose file no longer names it (the db's
     own env file of a hand-managed stack, say): every file of an env set; every file of
-    shared/ (LEGACY_ENV) outside secrets/ and the env sets. ``*.example`` names are templates,
-    not env."""
+    shared/ (LEGACY_ENV) outside secrets/, the env sets and the zero-downtime proxy's own
+    directory (its program, upstream and status: never env). ``*.example`` names are
+    templates, not env."""
     found = []
     if not os.path.isdir(base_dir):
         return found
@@ -209,7 +211,7 @@ def kept_rels(base_dir: str, legacy: bool) -> list[str]:
         rel_dir = os.path.relpath(dirpath, base_dir).replace(os.sep, "/")
         if rel_dir == "." and legacy:
             dirnames[:] = [d for d in dirnames
-                           if d not in (SECRETS_NAME, release_model.ENV_SETS_DIR)]
+                           if d not in (SECRETS_NAME, release_model.ENV_SETS_DIR, PROXY_DIR)]
         dirnames.sort()
         for name in sorted(filenames):
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"

@@ -65,6 +65,32 @@ def previous_release(history: list[dict], log_records: list[dict],
     return release_model.previous(log_records, current, lambda rid: rid in targets)
 
 
+def passed_over(history: list[dict], log_records: list[dict], current: str | None,
+                chosen: str) -> list[str]:
+    """Releases that were live after `chosen` and before current (deploy.log order) with a
+    deploy that ended ok, which "previous" passed over because they cannot be rolled back to:
+    ['<id> (why)']. Releases whose last deploy failed are not listed (never a target)."""
+    live = release_model.timeline(log_records)
+    last = release_model.last_records(log_records)
+    end = len(live)
+    if current in live:
+        end = len(live) - 1 - live[::-1].index(current)
+    by_id = {e["id"]: e for e in history}
+    out: list[str] = []
+    for rid in reversed(live[:end]):
+        if rid == chosen:
+            break
+        if rid == current or not release_model.is_good(last.get(rid)) or any(
+                o.startswith(rid + " ") for o in out):
+            continue
+        entry = by_id.get(rid)
+        if entry is None or not entry["complete"]:
+            out.append(f"{rid} (no longer on the instance)")
+        elif not entry["image_exists"]:
+            out.append(f"{rid} (its image {entry['image']} is gone, pruned?)")
+    return out
+
+
 def _shown_ids(ids: list[str]) -> str:
     if not ids:
         return "none"

@@ -11,6 +11,7 @@ these need the instance's users and containers.
 from __future__ import annotations
 
 import grp
+import os
 import pwd
 
 
@@ -43,6 +44,34 @@ def _relevant(containers: list[dict], service: str, dependencies: list[dict]) ->
     names = {str(d.get("container_name")) for d in dependencies if d.get("container_name")}
     return [c for c in containers
             if c.get("project") and (c.get("service") in services or c.get("name") in names)]
+
+
+def _inside(path: str, root: str) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def checkout_check(app_root: str, project: str, service: str, dependencies: list[dict],
+                   containers: list[dict]) -> str | None:
+    """Why this project's running backend or db, started by compose from a directory outside
+    app_root (its working_dir label), must not be deployed over, or None.
+
+    A hand-managed checkout is adopted from app_root only: one elsewhere would be passed over,
+    its env files (secrets, the db password) not carried, and the backend it runs replaced.
+    """
+    found = [c for c in _relevant(containers, service, dependencies or [])
+             if c.get("project") == project and c.get("running") and c.get("working_dir")
+             and not _inside(str(c["working_dir"]), app_root)]
+    if not found:
+        return None
+    where = sorted({str(c["working_dir"]) for c in found})
+    names = ", ".join(sorted(f"{c.get('name')} ({c.get('service')})" for c in found))
+    return (f"the running {names} of compose project {project} were started from "
+            f"{', '.join(where)} (their compose working dir), not under deploy_app_root "
+            f"{app_root}: this deploy would not carry that checkout's env files (.env, .env.aws, "
+            f".env.db: secrets, the db password) and would replace the backend it runs; pass "
+            f"-e deploy_app_root={where[0]}, or stop that stack first (docker compose -p "
+            f"{project} down, without -v, keeps the db volume)")
 
 
 def project_check(project: str, service: str, dependencies: list[dict],

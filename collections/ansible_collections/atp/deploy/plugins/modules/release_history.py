@@ -213,6 +213,12 @@ def main() -> None:
         selected, problem = history.select_release(entries, records, current, select)
         if problem:
             module.fail_json(msg=problem, **result)
+        skipped = (history.passed_over(entries, records, current, selected["id"])
+                   if select == "previous" else [])
+        if skipped:
+            module.warn(f"rolling back to {selected['id']}, passing over the release(s) live "
+                        f"after it that cannot be rolled back to: {'; '.join(skipped)}; to "
+                        "go back to one of them, deploy its source again")
         if selected["active"]:
             module.warn(f"release {selected['id']} is already the active release")
         elif not release_model.is_good_release(selected["id"], records):

@@ -884,11 +884,13 @@ def main() -> None:
     state = read_state(p, reader, content_hash, desired)
     # Inputs only the instance can check, before the lock (a refusal changes nothing).
     problem = instance_checks.owner_problem(p["app_owner"])
+    containers = reader.containers()
     project_problem, project_warning = instance_checks.project_check(
-        p["project_name"], p["service"], p["dependencies"], reader.containers(),
-        p["rename_project"])
-    if problem or project_problem:
-        module.fail_json(msg=problem or project_problem)
+        p["project_name"], p["service"], p["dependencies"], containers, p["rename_project"])
+    problem = problem or project_problem or instance_checks.checkout_check(
+        app_root, p["project_name"], p["service"], p["dependencies"], containers)
+    if problem:
+        module.fail_json(msg=problem)
     if project_warning:
         state["_warnings"].append(project_warning)
 
