@@ -308,3 +308,30 @@ def test_missing_credentials_fail_with_that_reason_and_never_serve(inventory, ch
     assert current_release() == good
     assert probe.failed == 0
     print(f"missing credentials: {probe.failed} failed probes during the deploy")
+
+
+def test_credentials_the_exchange_refuses_fail_at_once_and_never_serve(inventory, checkout,
+                                                                        hand_managed):
+    """The app's snapshot says the exchange rejected the key (FAKE_EXCHANGE_MODE=auth_error:
+    "Exchange error: ... 40101 UNAUTHORIZED"): the smoke check stops at once with advice on the
+    key and its IP allow-list, well before smoke_timeout (90 s), and the release never
+    serves."""
+    if not current_release():  # run alone: the good release the module deploys earlier
+        assert deploy(inventory, checkout).rc == 0
+    good = current_release()
+    commit_variant(checkout, "good")  # a new commit: a code + env release
+    env_aws = {"ENVIRONMENT": "aws", "CRYPTO_COM_API_KEY": "sandbox-fake-key-3f9a",
+               "CRYPTO_COM_API_SECRET": "sandbox-fake-secret-c41d",
+               "FAKE_EXCHANGE_MODE": "auth_error"}
+    with Probe() as probe:
+        run = deploy(inventory, checkout, "-e", json.dumps({"deploy_env_aws": env_aws}))
+    assert run.rc != 0
+    assert "40101 UNAUTHORIZED" in run.flat, run.out[-3000:]
+    assert "the exchange refused the app's credentials" in run.flat, run.out[-3000:]
+    assert "never received traffic" in run.flat, run.out[-3000:]
+    # three identical answers end the checks: the whole deploy takes less than smoke_timeout
+    # alone would (an unreachable exchange is waited for that long)
+    assert run.seconds < 90, run.out[-3000:]
+    assert current_release() == good
+    assert probe.failed == 0
+    assert "sandbox-fake-secret-c41d" not in run.out
