@@ -456,7 +456,9 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     other_cost = slower.calibrate()
                     log(f"one more task costs {other_cost:.2f}s")
-                    measure(slower, ["fixture"], ["deploy"], cases, Path(tmp), [])
+                    # its own trees: the first pass's fixture-v1/-v2 are still in tmp/apps
+                    measure(slower, ["fixture"], ["deploy"], cases, Path(tmp) / "sensitivity",
+                            [])
                 except KeyboardInterrupt:
                     save_partial(bench.runs, latency, session_cost)
                     raise

@@ -231,6 +231,8 @@ SHADOW_PLAY = """\
         compose_environment:
           PORTFOLIO_DEBUG: "${PORTFOLIO_DEBUG:-0}"
           API_SECRET: fixed-in-compose
+          WARM_PORTFOLIO_CACHE: "true"
+          EMPTY: ""
       become: false
 """
 
@@ -239,7 +241,9 @@ def test_a_real_run_warns_by_name_and_goes_on(tmp_path):
     (tmp_path / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"h": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
         "deploy_env": {"ENVIRONMENT": "aws"},
-        "deploy_env_aws": {"PORTFOLIO_DEBUG": "1", "API_SECRET": SECRET}}}}}))
+        "deploy_env_aws": {"PORTFOLIO_DEBUG": "1", "API_SECRET": SECRET,
+                           # the env file holds true and an empty value: the same as compose's
+                           "WARM_PORTFOLIO_CACHE": True, "EMPTY": None}}}}}))
     (tmp_path / "play.yml").write_text(SHADOW_PLAY)
     (tmp_path / "ansible.cfg").write_text(
         f"[defaults]\ncollections_path = {REPO / 'collections'}\ngathering = explicit\n")
@@ -254,4 +258,5 @@ def test_a_real_run_warns_by_name_and_goes_on(tmp_path):
     assert "[WARNING]: API_SECRET set in deploy_env_aws (.env.aws) does not reach backend-aws" \
         in flat
     assert "[WARNING]: PORTFOLIO_DEBUG set in deploy_env_aws (.env.aws) does not reach" in flat
+    assert "WARM_PORTFOLIO_CACHE" not in text and "EMPTY" not in text
     assert SECRET not in text

@@ -101,3 +101,9 @@ def test_not_ready_message():
     assert msg == ("dependency migrate cannot become exited 0 (service_completed_successfully): "
                    "exited 2; the running container was not touched and current still points "
                    "at R0; check it with `docker logs atp-migrate-1`, fix it, then re-run")
+    # cut short by the call's deadline: raising deploy_dependency_timeout would not help
+    msg = cd.not_ready_message(DB, cd.WAIT, "starting", 12, [], untouched,
+                               bound="what was left of this call's 240s")
+    assert msg.startswith("dependency db did not become healthy within 12s (seen: starting)")
+    assert msg.endswith("fix it (what was left of this call's 240s), then re-run")
+    assert "raise deploy_dependency_timeout" not in msg

@@ -434,6 +434,8 @@ def test_crash_verdict_stops_waiting_only_for_a_crashing_container():
 @pytest.mark.parametrize(("message", "errors"), [
     ("Exchange error: exchange rejected the API key (code 40101 UNAUTHORIZED)", []),
     ("Exchange error", ["HTTP 401 Unauthorized"]),
+    ("Exchange error: status 401", []),
+    ("Exchange error: 401 Client Error for url https://api.crypto.com/v2/private", []),
     ("Exchange error: 40103 IP_ILLEGAL", []),
     ("Exchange error: INVALID_API_KEY", []),
     ("Exchange error: invalid signature", []),
@@ -453,7 +455,9 @@ def test_credentials_the_exchange_refuses_fail_at_once_unless_allowed(message, e
 
 
 @pytest.mark.parametrize("message", ["Exchange unreachable: ConnectTimeout api.crypto.com",
-                                     "Exchange error: 502 Bad Gateway", "timeout after 4 s"])
+                                     "Exchange error: 502 Bad Gateway", "timeout after 4 s",
+                                     "Exchange error: 503 Service Unavailable after 401 ms",
+                                     "Exchange error: timeout (request id 7f-401-a)"])
 def test_an_exchange_that_is_only_unreachable_is_still_waited_for(message):
     body = snapshot(ok=False, message=message, positions=0)
     assert smoke.classify_snapshot(body)[0] == "unreachable"

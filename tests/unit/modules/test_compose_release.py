@@ -410,6 +410,27 @@ def test_one_deadline_for_the_whole_call_cuts_a_step_short_and_says_why(app_root
     assert_untouched(app_root, docker, old, result)
 
 
+def test_a_switch_is_not_begun_with_too_little_of_the_call_left(app_root, releases, docker,
+                                                                 monkeypatch):
+    """The build used the call: switching current and recreating would be cut off halfway
+    (current switched, the backend down); it is refused before anything changes."""
+    old, new = releases
+    docker.add_container(id="c-old", image_id="sha256:old")
+    monkeypatch.setattr(compose_release, "MIN_STEP_SECONDS", 3600)
+    result = compose(app_root, new, call_timeout=600)
+    assert result["failed"] is True
+    assert re.match(r"switching current and recreating the container not begun: \d+s of this "
+                    r"call's 600s \(call_timeout: ansible_aws_ssm_timeout less a margin\) "
+                    r"were left", result["msg"]), result["msg"]
+    assert "the running container was not touched" in result["msg"]
+    assert_untouched(app_root, docker, old, result)
+    # zero-downtime: the new container is not started either
+    result = compose(app_root, new, call_timeout=600, zero_downtime=True)
+    assert result["failed"] is True and result["msg"].startswith(
+        "starting the new container not begun: ")
+    assert not [c for c in docker.calls if "--scale" in c["argv"]]
+
+
 def test_the_call_budget_only_ever_shortens_a_step():
     budget = compose_release.Budget()
     budget.start(0)

@@ -94,7 +94,7 @@ class ActionModule(ActionBase):
             if problem:
                 problems.append(problem)
             elif values is not None:
-                values[str(key)] = None if value is None else str(value)
+                values[str(key)] = eg.text_of(value)  # as the env file will hold it
         return len(raw), problems
 
     def _parameter_names(self, task_vars: dict) -> dict[str, list[str]]:

@@ -133,7 +133,7 @@ def name_conflict(dep: dict, named: list[dict], project: str) -> str | None:
 
 
 def not_ready_message(dep: dict, verdict: str, seen: str, waited: int, log_lines: list[str],
-                      untouched: str, container: str | None = None) -> str:
+                      untouched: str, container: str | None = None, bound: str = "") -> str:
     """The failure text for a dependency that did not reach its condition: verdict `fail`
     (it never can: no healthcheck, a failed one-shot) or `wait` (not in `waited` seconds)."""
     want = {"service_started": "running", "service_healthy": "healthy",
@@ -143,8 +143,9 @@ def not_ready_message(dep: dict, verdict: str, seen: str, waited: int, log_lines
         what = f"dependency {dep['name']} cannot become {want} ({dep['condition']}): {seen}"
     else:
         what = f"dependency {dep['name']} did not become {want} within {waited}s (seen: {seen})"
+    raise_it = ", or raise deploy_dependency_timeout" if not bound else f" ({bound})"
     head = (f"{what}; {untouched}; check it with `docker logs {name}`, fix it"
-            + (", or raise deploy_dependency_timeout" if verdict != FAIL else "")
+            + (raise_it if verdict != FAIL else "")
             + ", then re-run")
     if log_lines:
         return "\n".join([head + ". Its last log lines:", *log_lines])

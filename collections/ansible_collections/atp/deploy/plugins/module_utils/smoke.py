@@ -38,7 +38,8 @@ CREDENTIALS_MESSAGE = "missing api credentials"
 # 4010x codes such as 40101 "not authenticated" or 40103 "IP illegal", an invalid key or
 # signature): waiting will not change it, unlike an unreachable exchange.
 REJECTED = re.compile(
-    r"\b(?:401|4010\d|unauthori[sz]ed|not authenticated|authentication (?:failed|error)"
+    r"(?:\b(?:http|status|code|error)[ :=]*401\b|\b401 (?:client error|unauthori[sz]ed)\b)"
+    r"|\b(?:4010\d|unauthori[sz]ed|not authenticated|authentication (?:failed|error)"
     r"|invalid[ _-]?(?:api[ _-]?)?key|invalid[ _-]?signature|bad[ _-]?signature"
     r"|ip[ _-]?illegal|not whitelisted|ip (?:address )?not allowed)\b", re.I)
 ROUTES_CHECK = "routes"

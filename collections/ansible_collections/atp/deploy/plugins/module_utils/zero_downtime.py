@@ -149,12 +149,13 @@ def http_status(url: str, timeout: float) -> int | None:
 
 
 def wait_answering(url: str, timeout: float, state: Callable[[], dict | None],
-                   interval: float = 0.5) -> str | None:
+                   interval: float = 0.5, bound: str = "") -> str | None:
     """None once GET url answers 2xx/3xx; else what went wrong: the container exited, was
     restarted or is gone (``state()`` returns its inspect record, None when gone, polled
     between tries) or it did not answer within timeout seconds. Both the module that starts
     the new container and the smoke checks (which wait for it in their own session, while
-    the app starts) use it."""
+    the app starts) use it. bound: the setting that limited timeout, when not
+    deploy_candidate_timeout."""
     deadline = time.monotonic() + timeout
     while True:
         status = http_status(url, timeout=min(5.0, max(timeout, 1)))
@@ -170,7 +171,7 @@ def wait_answering(url: str, timeout: float, state: Callable[[], dict | None],
         if time.monotonic() >= deadline:
             seen = f"HTTP {status}" if status is not None else "no answer"
             return (f"did not answer {url} with 2xx/3xx within {timeout}s "
-                    f"(deploy_candidate_timeout), last: {seen}")
+                    f"({bound or 'deploy_candidate_timeout'}), last: {seen}")
         time.sleep(interval)
 
 

@@ -339,6 +339,10 @@ class Budget:
         self.seconds = seconds
         self.deadline = time.monotonic() + seconds if seconds > 0 else None
 
+    def left(self) -> float | None:
+        """Seconds left of the call (None: no bound)."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
     def limit(self, own: int, name: str) -> tuple[int, str]:
         """(seconds, the setting that bounds them) for a step whose own timeout is `own`."""
         if self.deadline is None:
@@ -351,6 +355,20 @@ class Budget:
 
 
 BUDGET = Budget()  # started by main(): one call, one deadline
+# A step that changes what runs (switching current + up, starting the new container) is not
+# begun with less than this left of the call (or its own timeout, when that is shorter): cut
+# off halfway it would leave a half-made change.
+MIN_STEP_SECONDS = 60
+
+
+def ensure_time(dk, step: str, own: int, untouched: str) -> None:
+    """Fail, changing nothing, when too little of the call is left to begin `step`."""
+    left = BUDGET.left()
+    if left is not None and left < min(own, MIN_STEP_SECONDS):
+        dk.fail(f"{step} not begun: {max(left, 0):.0f}s of this call's {BUDGET.seconds}s "
+                "(call_timeout: ansible_aws_ssm_timeout less a margin) were left, the steps "
+                f"before it used the rest; {untouched}; re-run the deploy (what was built "
+                "is kept) or raise ansible_aws_ssm_timeout")
 
 
 class Docker:
@@ -577,12 +595,15 @@ def main() -> None:
 
     # 4z. Zero-downtime: the new container beside the old one, checked by the next steps.
     if zd:
+        ensure_time(dk, "starting the new container", p["command_timeout"], untouched)
         with timed(result, "candidate"):
             start_beside(dk, p, release_dir, files, image_id, before, needs_switch, zd, result,
                          untouched)
         module.exit_json(**result)
 
     # 4. Switch current, then up the backend alone (a proxy left from zero-downtime goes).
+    ensure_time(dk, "switching current and recreating the container", p["command_timeout"],
+                untouched)
     remove_proxy(dk, service, result)
     if needs_switch:
         try:
@@ -700,7 +721,8 @@ def ensure_dependencies(dk: Docker, p: dict, release_dir: str, files: list[str],
                         deps: list[dict], result: dict, untouched: str) -> None:
     """Keep running dependencies, start missing/stopped ones (never recreate), wait for each
     (in order, one deadline for all) until its depends_on condition holds."""
-    deadline = time.monotonic() + BUDGET.limit(p["dependency_timeout"], "")[0]
+    waited, bound = BUDGET.limit(p["dependency_timeout"], "")
+    deadline = time.monotonic() + waited
     for dep in deps:
         containers = dk.service_containers(dep["name"])
         entry = {"name": dep["name"], "condition": dep["condition"],
@@ -715,12 +737,13 @@ def ensure_dependencies(dk: Docker, p: dict, release_dir: str, files: list[str],
         if compose_deps.needs_start(dep, containers):
             argv = docker_cmd.compose_start_dependency(p["project_name"], files, p["profile"],
                                                        dep["name"], dk.docker)
-            rc, out, _err = proc.run(
-                argv, cwd=release_dir, merge_stderr=True,
-                timeout=BUDGET.limit(p["command_timeout"], "deploy_build_timeout")[0])
+            limit, why = BUDGET.limit(p["command_timeout"], "deploy_build_timeout")
+            rc, out, _err = proc.run(argv, cwd=release_dir, merge_stderr=True, timeout=limit)
             if rc != 0:
+                how = (f"did not finish within {limit}s ({why})" if rc == proc.TIMEOUT_RC
+                       else f"failed (exit {rc})")
                 dk.fail("\n".join([
-                    f"starting dependency {dep['name']} ({entry['before']}) failed (exit {rc}):",
+                    f"starting dependency {dep['name']} ({entry['before']}) {how}:",
                     *docker_cmd.error_excerpt(out, p["build_log_lines"] - 2),
                     f"{untouched}; fix it and re-run"]))
             entry["action"] = compose_deps.STARTED
@@ -736,8 +759,8 @@ def ensure_dependencies(dk: Docker, p: dict, release_dir: str, files: list[str],
                 where = containers[0] if containers else None
                 logs = dk.log_tail(where["id"], DEPENDENCY_LOG_LINES) if where else []
                 dk.fail(compose_deps.not_ready_message(
-                    dep, verdict, seen, p["dependency_timeout"], logs, untouched,
-                    container=where["name"] if where else None))
+                    dep, verdict, seen, waited, logs, untouched,
+                    container=where["name"] if where else None, bound=bound))
             time.sleep(min(POLL_INTERVAL, max(remaining, 0.05)))
             containers = dk.service_containers(dep["name"])
 
@@ -861,9 +884,9 @@ def start_beside(dk: Docker, p: dict, release_dir: str, files: list[str], image_
             return next((c for c in dk.service_containers(cand["service"])
                          if c["id"] == cand["id"]), None)
 
-        problem = zero_downtime.wait_answering(url + p["health_path"],
-                                               BUDGET.limit(p["candidate_timeout"], "")[0],
-                                               state)
+        waited, bound = BUDGET.limit(p["candidate_timeout"], "")
+        problem = zero_downtime.wait_answering(url + p["health_path"], waited, state,
+                                               bound=bound)
     elif url:
         problem = None  # the smoke checks wait for it (candidate.health_url), in their session
     elif not cand["running"]:
