@@ -57,6 +57,9 @@ def test_a_run_killed_mid_transfer_leaves_an_encrypted_object_the_next_run_remov
                                                                                  tmp_path):
     key_arn = ensure_transfer_key()
     change = env_change()
+    # every upload takes 1.5 s after its s3_start event: the window in which the test slows the
+    # instance's download of that object down, before the download can begin (no race)
+    set_latency(s3_put=1500)
     with open(tmp_path / "killed-run.log", "w", encoding="utf-8") as log:
         run = subprocess.Popen(
             [str(REPO / ".venv/bin/ansible-playbook"), "deploy.yml", "-e", change],
